@@ -1,0 +1,77 @@
+# smsend-lua — build, test and tooling. `make demo` and `make check` install what is missing first.
+# One set of sources builds for Lua 5.4 and for LuaJIT (5.1 ABI).
+
+CC       ?= cc
+OPT      ?= -O2
+CFLAGS_BASE = -std=c11 $(OPT) -g -fPIC -fvisibility=hidden -pthread \
+              -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
+CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
+CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+LUA54_CFLAGS  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+LUAJIT_CFLAGS := $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
+LDFLAGS_MOD = -shared -pthread -Wl,--no-undefined-version -Wl,-z,defs
+# Lua's own symbols come from the host program, so they stay undefined in the module.
+LDFLAGS_MOD := -shared -pthread
+
+CORE_SRC = src/buf.c src/secret.c src/result.c src/json.c src/urlenc.c src/fields.c \
+           src/hash.c src/cooldown.c src/answer.c src/http.c src/client.c
+BIND_SRC = src/lclient.c src/smsend.c
+HEADERS  = $(wildcard src/*.h)
+
+BUILD ?= build
+LUA54_SO  = $(BUILD)/lua5.4/smsend.so
+LUAJIT_SO = $(BUILD)/luajit/smsend.so
+
+LUA54  = lua5.4
+LUAJIT = luajit
+BUSTED = /usr/bin/busted
+BUSTED_FLAGS ?= -o utfTerminal
+
+.PHONY: all deps build check demo sandbox clean spec spec-lua54 spec-luajit cunit rock
+
+all: $(LUA54_SO) $(LUAJIT_SO)
+build: all
+
+deps:
+	@sh .ci/deps build test
+
+$(LUA54_SO): $(CORE_SRC) $(BIND_SRC) $(HEADERS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CURL_CFLAGS) $(LUA54_CFLAGS) -o $@ $(CORE_SRC) $(BIND_SRC) $(LDFLAGS_MOD) $(LDFLAGS) $(CURL_LIBS)
+
+$(LUAJIT_SO): $(CORE_SRC) $(BIND_SRC) $(HEADERS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CURL_CFLAGS) $(LUAJIT_CFLAGS) -o $@ $(CORE_SRC) $(BIND_SRC) $(LDFLAGS_MOD) $(LDFLAGS) $(CURL_LIBS)
+
+# Plain-C unit tests of the pure-C rooms (no Lua involved).
+CUNIT_BIN = $(BUILD)/cunit/test_core
+$(CUNIT_BIN): spec/c/test_core.c $(CORE_SRC) $(HEADERS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CURL_CFLAGS) -Isrc -o $@ spec/c/test_core.c $(CORE_SRC) -pthread $(CURL_LIBS) -lm
+
+cunit: $(CUNIT_BIN)
+	$(CUNIT_BIN)
+
+# Runs the busted suite under one interpreter; SMSEND_SO tells the specs which build to load.
+spec-lua54: $(LUA54_SO)
+	SMSEND_CPATH="$(CURDIR)/$(BUILD)/lua5.4/?.so" $(LUA54) $(BUSTED) $(BUSTED_FLAGS) spec
+
+spec-luajit: $(LUAJIT_SO)
+	SMSEND_CPATH="$(CURDIR)/$(BUILD)/luajit/?.so" $(LUAJIT) $(BUSTED) $(BUSTED_FLAGS) spec
+
+spec: spec-lua54 spec-luajit
+
+check: deps
+	@$(MAKE) --no-print-directory all
+	@sh .ci/check-suite
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@SMSEND_CPATH="$(CURDIR)/$(BUILD)/lua5.4/?.so" $(LUA54) examples/demo.lua
+
+sandbox: deps
+	@$(MAKE) --no-print-directory all
+	bin/smsend-sandbox
+
+clean:
+	rm -rf $(BUILD)

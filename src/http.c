@@ -1,0 +1,394 @@
+/* http.c — libcurl transport for the gateway calls (see http.h).
+ * Options are set once per handle; a call only touches what differs from the previous call. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "http.h"
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static int global_status = -1;
+static char curl_version_text[48];
+/* Bumped in every forked child: a connection opened before a fork belongs to the parent. */
+static volatile unsigned fork_generation;
+
+static void on_fork_child(void)
+{
+    fork_generation++;
+}
+
+static void global_init_once(void)
+{
+    const curl_version_info_data *v;
+    global_status = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+    pthread_atfork(NULL, NULL, on_fork_child);
+    v = curl_version_info(CURLVERSION_NOW);
+    snprintf(curl_version_text, sizeof curl_version_text, "libcurl/%s", v && v->version ? v->version : "?");
+}
+
+int http_global_init(void)
+{
+    pthread_once(&global_once, global_init_once);
+    return global_status;
+}
+
+const char *http_curl_version(void)
+{
+    http_global_init();
+    return curl_version_text;
+}
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct http_conn *h = ud;
+    size_t n = size * nmemb;
+    if (buf_append(&h->resp, data, n) != 0)
+        return 0; /* over the cap (or out of memory): libcurl stops with CURLE_WRITE_ERROR */
+    return n;
+}
+
+#if LIBCURL_VERSION_NUM >= 0x075000
+/* Called right before libcurl writes a request. A second call within one perform means libcurl
+ * is silently resending on a fresh connection after a reused one died; for a PIN request that
+ * may already have reached the gateway, refuse. */
+static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                     int conn_local_port)
+{
+    struct http_conn *h = ud;
+    (void)conn_primary_ip;
+    (void)conn_local_ip;
+    (void)conn_primary_port;
+    (void)conn_local_port;
+    if (h->prereq_calls++ > 0 && h->no_resend)
+        return CURL_PREREQFUNC_ABORT;
+    return CURL_PREREQFUNC_OK;
+}
+#endif
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void free_opts(struct http_options *o)
+{
+    free((char *)o->cainfo);
+    free((char *)o->capath);
+    free((char *)o->proxy);
+    free((char *)o->user_agent);
+    memset(o, 0, sizeof *o);
+}
+
+static void wipe_slist(struct curl_slist **l)
+{
+    struct curl_slist *p;
+    for (p = *l; p; p = p->next)
+        if (p->data)
+            secure_wipe(p->data, strlen(p->data));
+    curl_slist_free_all(*l);
+    *l = NULL;
+}
+
+static CURLcode configure(struct http_conn *h)
+{
+    CURL *e = h->easy;
+    CURLcode rc = CURLE_OK;
+#define SET(opt, val) do { if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val); } while (0)
+    SET(CURLOPT_NOSIGNAL, 1L); /* several threads: never use signals for timeouts */
+    SET(CURLOPT_WRITEFUNCTION, on_write);
+    SET(CURLOPT_WRITEDATA, h);
+    SET(CURLOPT_ERRORBUFFER, h->errbuf);
+    SET(CURLOPT_TIMEOUT_MS, h->opts.timeout_ms);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, h->opts.connect_timeout_ms);
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_SSL_VERIFYPEER, 1L);
+    SET(CURLOPT_SSL_VERIFYHOST, 2L);
+    /* One request at a time per handle: HTTP/2 framing would cost without serving. */
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_USERAGENT, h->opts.user_agent);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+#if LIBCURL_VERSION_NUM >= 0x075000
+    SET(CURLOPT_PREREQFUNCTION, on_prereq);
+    SET(CURLOPT_PREREQDATA, h);
+#endif
+    /* libcurl keeps its built-in CA bundle/path for whichever of the two is not given,
+     * so cainfo/capath add trust rather than replace it. */
+    if (h->opts.cainfo)
+        SET(CURLOPT_CAINFO, h->opts.cainfo);
+    if (h->opts.capath)
+        SET(CURLOPT_CAPATH, h->opts.capath);
+    if (h->opts.proxy)
+        SET(CURLOPT_PROXY, h->opts.proxy);
+#undef SET
+    return rc;
+}
+
+int http_open(struct http_conn *h, const struct http_options *o, char *err, size_t errlen)
+{
+    memset(h, 0, sizeof *h);
+    buf_init(&h->resp, HTTP_BODY_CAP);
+    if (http_global_init() != 0) {
+        snprintf(err, errlen, "libcurl could not be initialised");
+        return -1;
+    }
+    h->opts.timeout_ms = o->timeout_ms;
+    h->opts.connect_timeout_ms = o->connect_timeout_ms;
+    h->opts.cainfo = dup_or_null(o->cainfo);
+    h->opts.capath = dup_or_null(o->capath);
+    h->opts.proxy = dup_or_null(o->proxy);
+    h->opts.user_agent = dup_or_null(o->user_agent);
+    h->plain_headers = curl_slist_append(NULL, "Accept: */*");
+    h->easy = curl_easy_init();
+    if (!h->easy || !h->plain_headers || (o->cainfo && !h->opts.cainfo) || (o->capath && !h->opts.capath) ||
+        (o->proxy && !h->opts.proxy) || (o->user_agent && !h->opts.user_agent)) {
+        snprintf(err, errlen, "out of memory");
+        http_close(h);
+        return -1;
+    }
+    if (configure(h) != CURLE_OK) {
+        snprintf(err, errlen, "libcurl refused an option (is it built with HTTPS support?)");
+        http_close(h);
+        return -1;
+    }
+    h->fork_generation = fork_generation;
+    return 0;
+}
+
+void http_close(struct http_conn *h)
+{
+    if (h->easy)
+        curl_easy_cleanup(h->easy);
+    h->easy = NULL;
+    wipe_slist(&h->auth_headers);
+    curl_slist_free_all(h->plain_headers);
+    h->plain_headers = NULL;
+    buf_wipe_free(&h->resp);
+    free_opts(&h->opts);
+    h->cur_headers = NULL;
+    h->cur_url = NULL;
+    h->cur_method = HTTP_NONE;
+}
+
+int http_set_auth(struct http_conn *h, const struct secret *user_key, const char *key_name,
+                  const struct secret *key)
+{
+    struct buf line;
+    struct curl_slist *l = NULL, *t;
+    int rc = -1;
+    buf_init(&line, 0);
+    /* Only place besides secret.c that reads the bytes of a secret. */
+    if (buf_puts(&line, "user_key: ") || buf_append(&line, user_key->data, user_key->len))
+        goto out;
+    if (!(t = curl_slist_append(l, buf_cstr(&line))))
+        goto out;
+    l = t;
+    secure_wipe(line.data, line.len);
+    buf_reset(&line);
+    if (buf_puts(&line, key_name) || buf_puts(&line, ": ") || buf_append(&line, key->data, key->len))
+        goto out;
+    if (!(t = curl_slist_append(l, buf_cstr(&line))))
+        goto out;
+    l = t;
+    if (!(t = curl_slist_append(l, "Content-Type: application/json")))
+        goto out;
+    l = t;
+    if (h->cur_headers == h->auth_headers)
+        h->cur_headers = NULL; /* force the handle to take the new list */
+    wipe_slist(&h->auth_headers);
+    h->auth_headers = l;
+    l = NULL;
+    rc = 0;
+out:
+    wipe_slist(&l);
+    buf_wipe_free(&line);
+    return rc;
+}
+
+/* A connection opened before fork() is shared with the parent: drop it for a fresh handle. */
+static int refresh_after_fork(struct http_conn *h)
+{
+    CURL *fresh;
+    if (h->fork_generation == fork_generation)
+        return 0;
+    fresh = curl_easy_init();
+    if (!fresh)
+        return -1;
+    curl_easy_cleanup(h->easy);
+    h->easy = fresh;
+    h->cur_headers = NULL;
+    h->cur_url = NULL;
+    h->cur_method = HTTP_NONE;
+    h->fork_generation = fork_generation;
+    return configure(h) == CURLE_OK ? 0 : -1;
+}
+
+static int is_tls_error(CURLcode c)
+{
+    switch (c) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_USE_SSL_FAILED:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Fills r for a failed transfer. The detail comes from libcurl's error buffer unless it
+ * mentions a secret (it can quote a login URL), in which case only the generic text is used. */
+static void map_failure(struct http_conn *h, const struct http_call *call, CURLcode c, struct smsend_result *r)
+{
+    const char *detail = h->errbuf[0] ? h->errbuf : curl_easy_strerror(c);
+    int sent = h->prereq_calls > 0; /* libcurl was about to write the request */
+    if (secret_found_in(call->secrets, call->nsecrets, detail, strlen(detail)))
+        detail = curl_easy_strerror(c);
+    r->retryable = !sent;
+    switch (c) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        result_fail(r, SMSEND_E_RESOLVE_FAILED, "could not resolve the gateway host: %s", detail);
+        r->retryable = 1;
+        return;
+    case CURLE_COULDNT_CONNECT:
+        result_fail(r, SMSEND_E_CONNECT_FAILED, "could not connect to the gateway: %s", detail);
+        r->retryable = 1;
+        return;
+    case CURLE_OPERATION_TIMEDOUT:
+        if (sent)
+            result_fail(r, SMSEND_E_TIMEOUT, "no complete answer in time; the gateway may have acted on the request: %s",
+                        detail);
+        else
+            result_fail(r, SMSEND_E_TIMEOUT, "timed out before the request was sent: %s", detail);
+        return;
+    case CURLE_WRITE_ERROR:
+        if (h->resp.overflow) {
+            result_fail(r, SMSEND_E_BAD_RESPONSE, "answer larger than %d bytes", HTTP_BODY_CAP);
+            r->retryable = 0;
+        } else {
+            result_fail(r, SMSEND_E_OUT_OF_MEMORY, "out of memory while reading the answer");
+        }
+        return;
+    case CURLE_OUT_OF_MEMORY:
+        result_fail(r, SMSEND_E_OUT_OF_MEMORY, "out of memory");
+        return;
+    case CURLE_PARTIAL_FILE:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_UNSUPPORTED_PROTOCOL: /* e.g. "Received HTTP/0.9 when not allowed" */
+    case CURLE_BAD_CONTENT_ENCODING:
+    case CURLE_FILESIZE_EXCEEDED:
+        result_fail(r, SMSEND_E_BAD_RESPONSE, "unreadable or truncated answer: %s", detail);
+        return;
+    case CURLE_ABORTED_BY_CALLBACK:
+        result_fail(r, SMSEND_E_NETWORK_ERROR,
+                    "the connection broke after the request was sent; not resent because the gateway may have acted on it");
+        r->retryable = 0;
+        return;
+    default:
+        if (is_tls_error(c)) {
+            result_fail(r, SMSEND_E_TLS_FAILED, "TLS failed: %s", detail);
+            return;
+        }
+        result_fail(r, SMSEND_E_NETWORK_ERROR, "network error: %s", detail);
+        return;
+    }
+}
+
+int http_perform(struct http_conn *h, const struct http_call *call, struct smsend_result *r)
+{
+    CURL *e;
+    CURLcode c = CURLE_OK;
+    struct curl_slist *headers;
+    long status = 0;
+    if (refresh_after_fork(h) != 0) {
+        result_fail(r, SMSEND_E_OUT_OF_MEMORY, "could not renew the connection after fork()");
+        r->retryable = 1;
+        return -1;
+    }
+    e = h->easy;
+    if (call->url != h->cur_url || call->url_is_scratch) {
+        c = curl_easy_setopt(e, CURLOPT_URL, call->url);
+        h->cur_url = call->url_is_scratch ? NULL : call->url;
+    }
+    if (c == CURLE_OK && call->method == HTTP_POST) {
+        c = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)call->body_len);
+        if (c == CURLE_OK)
+            c = curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body);
+        h->cur_method = HTTP_POST;
+    } else if (c == CURLE_OK && h->cur_method != HTTP_GET) {
+        c = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        h->cur_method = HTTP_GET;
+    }
+    headers = call->with_auth ? h->auth_headers : h->plain_headers;
+    if (c == CURLE_OK && headers != h->cur_headers) {
+        c = curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+        h->cur_headers = headers;
+    }
+    if (c != CURLE_OK) {
+        h->cur_url = NULL;
+        result_fail(r, SMSEND_E_OUT_OF_MEMORY, "could not prepare the request: %s", curl_easy_strerror(c));
+        r->retryable = 1;
+        return -1;
+    }
+    buf_reset(&h->resp);
+    h->errbuf[0] = 0;
+    h->prereq_calls = 0;
+    h->no_resend = call->no_resend;
+    c = curl_easy_perform(e);
+    if (c != CURLE_OK) {
+        map_failure(h, call, c, r);
+        return -1;
+    }
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    r->status = status;
+    r->body.data = h->resp.data;
+    r->body.len = h->resp.len;
+    r->retryable = 0;
+    return 0;
+}
+
+double http_retry_after(struct http_conn *h)
+{
+#if LIBCURL_VERSION_NUM >= 0x075400
+    struct curl_header *hdr = NULL;
+    const char *v;
+    char *end;
+    double secs;
+    if (curl_easy_header(h->easy, "Retry-After", 0, CURLH_HEADER, -1, &hdr) != CURLHE_OK || !hdr || !hdr->value)
+        return -1;
+    v = hdr->value;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (*v >= '0' && *v <= '9') {
+        secs = strtod(v, &end);
+        return secs >= 0 ? secs : -1;
+    }
+    {
+        time_t when = curl_getdate(v, NULL);
+        time_t now = time(NULL);
+        if (when == (time_t)-1)
+            return -1;
+        return when > now ? (double)(when - now) : 0;
+    }
+#else
+    (void)h;
+    return -1;
+#endif
+}

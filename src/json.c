@@ -1,0 +1,405 @@
+/* json.c — JSON writer, UTF-8 validator and the strict reader for gateway answers.
+ * Everything here reads untrusted bytes with explicit lengths; it is fuzzed by fuzz/. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "json.h"
+
+/* Length of the UTF-8 sequence at p (at most n bytes available), or 0 when invalid. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+    if (c < 0x80)
+        return 1;
+    if (c < 0xC2)
+        return 0; /* continuation byte or overlong two-byte lead */
+    if (c < 0xE0) {
+        if (n < 2 || (p[1] & 0xC0) != 0x80)
+            return 0;
+        return 2;
+    }
+    if (c < 0xF0) {
+        if (n < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xE0 && p[1] < 0xA0)
+            return 0; /* overlong */
+        if (c == 0xED && p[1] >= 0xA0)
+            return 0; /* UTF-16 surrogate */
+        return 3;
+    }
+    if (c < 0xF5) {
+        if (n < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xF0 && p[1] < 0x90)
+            return 0; /* overlong */
+        if (c == 0xF4 && p[1] >= 0x90)
+            return 0; /* past U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+long utf8_count(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    long count = 0;
+    while (i < n) {
+        size_t k;
+        if (p[i] < 0x80) { /* ASCII fast path */
+            i++;
+            count++;
+            continue;
+        }
+        k = utf8_seq(p + i, n - i);
+        if (!k)
+            return -1;
+        i += k;
+        count++;
+    }
+    return count;
+}
+
+int json_put_string(struct buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i, run = 0;
+    /* Worst case every byte becomes \u00XX: reserve once, then append without checks. */
+    if (n > ((size_t)-1 - 2) / 6 || buf_reserve(b, n * 6 + 2) != 0)
+        return -1;
+    char *o = b->data + b->len;
+    *o++ = '"';
+    for (i = 0; i < n; i++) {
+        unsigned c = p[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            run++;
+            continue;
+        }
+        if (run) {
+            memcpy(o, p + i - run, run);
+            o += run;
+            run = 0;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        default:
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    if (run) {
+        memcpy(o, p + n - run, run);
+        o += run;
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = 0;
+    return 0;
+}
+
+int json_put_int(struct buf *b, long long v)
+{
+    char tmp[24];
+    int k = snprintf(tmp, sizeof tmp, "%lld", v);
+    return buf_append(b, tmp, (size_t)k);
+}
+
+/* ---- reader ---- */
+
+struct reader {
+    const unsigned char *p, *end;
+    int depth;
+};
+
+#define JSON_MAX_DEPTH 32
+
+static void skip_ws(struct reader *r)
+{
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+        r->p++;
+}
+
+static int hexval(unsigned c)
+{
+    if (c >= '0' && c <= '9')
+        return (int)(c - '0');
+    if (c >= 'a' && c <= 'f')
+        return (int)(c - 'a' + 10);
+    if (c >= 'A' && c <= 'F')
+        return (int)(c - 'A' + 10);
+    return -1;
+}
+
+static int read_hex4(struct reader *r, unsigned *out)
+{
+    unsigned v = 0;
+    int i;
+    if (r->end - r->p < 4)
+        return -1;
+    for (i = 0; i < 4; i++) {
+        int h = hexval(r->p[i]);
+        if (h < 0)
+            return -1;
+        v = v * 16 + (unsigned)h;
+    }
+    r->p += 4;
+    *out = v;
+    return 0;
+}
+
+/* Appends code point cp as UTF-8 into out (size cap, NUL kept); silently truncates. */
+static void put_utf8(char *out, size_t cap, size_t *len, unsigned long cp)
+{
+    unsigned char tmp[4];
+    size_t k, i;
+    if (cp < 0x80) {
+        tmp[0] = (unsigned char)cp;
+        k = 1;
+    } else if (cp < 0x800) {
+        tmp[0] = (unsigned char)(0xC0 | (cp >> 6));
+        tmp[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        k = 2;
+    } else if (cp < 0x10000) {
+        tmp[0] = (unsigned char)(0xE0 | (cp >> 12));
+        tmp[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        tmp[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        k = 3;
+    } else {
+        tmp[0] = (unsigned char)(0xF0 | (cp >> 18));
+        tmp[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+        tmp[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        tmp[3] = (unsigned char)(0x80 | (cp & 0x3F));
+        k = 4;
+    }
+    if (!out || *len + k >= cap)
+        return;
+    for (i = 0; i < k; i++)
+        out[(*len)++] = (char)tmp[i];
+    out[*len] = 0;
+}
+
+/* Reads a string literal (r->p at the opening quote). When out is given the decoded text is
+ * stored there (truncated at a character boundary to fit cap). */
+static int read_string(struct reader *r, char *out, size_t cap)
+{
+    size_t len = 0;
+    if (out && cap)
+        out[0] = 0;
+    r->p++; /* opening quote */
+    while (r->p < r->end) {
+        unsigned c = *r->p;
+        if (c == '"') {
+            r->p++;
+            return 0;
+        }
+        if (c < 0x20)
+            return -1;
+        if (c == '\\') {
+            unsigned long cp;
+            if (++r->p >= r->end)
+                return -1;
+            c = *r->p++;
+            switch (c) {
+            case '"': cp = '"'; break;
+            case '\\': cp = '\\'; break;
+            case '/': cp = '/'; break;
+            case 'b': cp = '\b'; break;
+            case 'f': cp = '\f'; break;
+            case 'n': cp = '\n'; break;
+            case 'r': cp = '\r'; break;
+            case 't': cp = '\t'; break;
+            case 'u': {
+                unsigned u, lo;
+                if (read_hex4(r, &u))
+                    return -1;
+                if (u >= 0xD800 && u <= 0xDBFF) {
+                    if (r->end - r->p < 2 || r->p[0] != '\\' || r->p[1] != 'u')
+                        return -1;
+                    r->p += 2;
+                    if (read_hex4(r, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+                        return -1;
+                    cp = 0x10000 + (((unsigned long)u - 0xD800) << 10) + (lo - 0xDC00);
+                } else if (u >= 0xDC00 && u <= 0xDFFF) {
+                    return -1;
+                } else {
+                    cp = u;
+                }
+                break;
+            }
+            default:
+                return -1;
+            }
+            put_utf8(out, cap, &len, cp);
+            continue;
+        }
+        {
+            size_t k = utf8_seq(r->p, (size_t)(r->end - r->p));
+            if (!k)
+                return -1;
+            if (out && len + k < cap) {
+                memcpy(out + len, r->p, k);
+                len += k;
+                out[len] = 0;
+            }
+            r->p += k;
+        }
+    }
+    return -1;
+}
+
+static int read_number(struct reader *r, double *out)
+{
+    const unsigned char *start = r->p;
+    char tmp[64];
+    if (r->p < r->end && *r->p == '-')
+        r->p++;
+    if (r->p >= r->end)
+        return -1;
+    if (*r->p == '0') {
+        r->p++;
+    } else if (*r->p >= '1' && *r->p <= '9') {
+        while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
+            r->p++;
+    } else {
+        return -1;
+    }
+    if (r->p < r->end && *r->p == '.') {
+        r->p++;
+        if (r->p >= r->end || *r->p < '0' || *r->p > '9')
+            return -1;
+        while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
+            r->p++;
+    }
+    if (r->p < r->end && (*r->p == 'e' || *r->p == 'E')) {
+        r->p++;
+        if (r->p < r->end && (*r->p == '+' || *r->p == '-'))
+            r->p++;
+        if (r->p >= r->end || *r->p < '0' || *r->p > '9')
+            return -1;
+        while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
+            r->p++;
+    }
+    if (out) {
+        size_t k = (size_t)(r->p - start);
+        if (k >= sizeof tmp)
+            *out = -1; /* absurdly long numbers are valid JSON but not a tries count */
+        else {
+            memcpy(tmp, start, k);
+            tmp[k] = 0;
+            *out = strtod(tmp, NULL);
+        }
+    }
+    return 0;
+}
+
+static int read_literal(struct reader *r, const char *word)
+{
+    size_t k = strlen(word);
+    if ((size_t)(r->end - r->p) < k || memcmp(r->p, word, k) != 0)
+        return -1;
+    r->p += k;
+    return 0;
+}
+
+static int read_value(struct reader *r);
+
+static int read_container(struct reader *r, int is_object, struct json_status *top)
+{
+    unsigned char close = is_object ? '}' : ']';
+    if (++r->depth > JSON_MAX_DEPTH)
+        return -1;
+    r->p++; /* opening bracket */
+    skip_ws(r);
+    if (r->p < r->end && *r->p == close) {
+        r->p++;
+        r->depth--;
+        return 0;
+    }
+    for (;;) {
+        skip_ws(r);
+        if (is_object) {
+            char name[24];
+            if (r->p >= r->end || *r->p != '"' || read_string(r, name, sizeof name))
+                return -1;
+            skip_ws(r);
+            if (r->p >= r->end || *r->p != ':')
+                return -1;
+            r->p++;
+            skip_ws(r);
+            if (top && r->p < r->end && *r->p == '"' && strcmp(name, "status") == 0) {
+                if (read_string(r, top->status, sizeof top->status))
+                    return -1;
+                top->has_status = 1;
+            } else if (top && r->p < r->end && *r->p == '"' && strcmp(name, "error") == 0) {
+                if (read_string(r, top->error, sizeof top->error))
+                    return -1;
+                top->has_error = 1;
+            } else if (top && r->p < r->end && strcmp(name, "triesRemaining") == 0 &&
+                       (*r->p == '-' || (*r->p >= '0' && *r->p <= '9'))) {
+                if (read_number(r, &top->tries))
+                    return -1;
+                top->has_tries = 1;
+            } else if (read_value(r)) {
+                return -1;
+            }
+        } else if (read_value(r)) {
+            return -1;
+        }
+        skip_ws(r);
+        if (r->p >= r->end)
+            return -1;
+        if (*r->p == ',') {
+            r->p++;
+            continue;
+        }
+        if (*r->p == close) {
+            r->p++;
+            r->depth--;
+            return 0;
+        }
+        return -1;
+    }
+}
+
+static int read_value(struct reader *r)
+{
+    skip_ws(r);
+    if (r->p >= r->end)
+        return -1;
+    switch (*r->p) {
+    case '{': return read_container(r, 1, NULL);
+    case '[': return read_container(r, 0, NULL);
+    case '"': return read_string(r, NULL, 0);
+    case 't': return read_literal(r, "true");
+    case 'f': return read_literal(r, "false");
+    case 'n': return read_literal(r, "null");
+    default: return read_number(r, NULL);
+    }
+}
+
+int json_read_status(const char *p, size_t n, struct json_status *out)
+{
+    struct reader r;
+    memset(out, 0, sizeof *out);
+    r.p = (const unsigned char *)p;
+    r.end = r.p + n;
+    r.depth = 0;
+    skip_ws(&r);
+    if (r.p >= r.end || *r.p != '{')
+        return -1;
+    if (read_container(&r, 1, out))
+        return -1;
+    skip_ws(&r);
+    return r.p == r.end ? 0 : -1;
+}

@@ -1,0 +1,35 @@
+/* json.h — JSON writing for request bodies, strict UTF-8 validation, and a small strict reader
+ * for the gateway's answers ({"status":...,"error":...,"triesRemaining":N}). */
+#ifndef SMSEND_JSON_H
+#define SMSEND_JSON_H
+
+#include <stddef.h>
+#include "buf.h"
+
+/* Number of code points in valid UTF-8 (no overlongs, surrogates or values past U+10FFFF),
+ * or -1 when the bytes are not valid UTF-8. NUL bytes are valid UTF-8 here. */
+long utf8_count(const char *p, size_t n);
+
+/* Appends a JSON string literal with quotes; the input must be valid UTF-8 (checked by callers).
+ * Quotes, backslashes and control characters are escaped, everything else passes byte for byte. */
+int json_put_string(struct buf *b, const char *p, size_t n);
+int json_put_int(struct buf *b, long long v);
+
+#define JSON_TEXT_MAX 200
+
+/* What the gateway's status answers carry; strings are decoded and truncated to fit. */
+struct json_status {
+    int has_status;
+    char status[JSON_TEXT_MAX];
+    int has_error;
+    char error[JSON_TEXT_MAX];
+    int has_tries;
+    double tries;
+};
+
+/* Parses a whole JSON document strictly (RFC 8259, nesting at most 32 deep, nothing after it
+ * but white space). Returns 0 when it is valid and a JSON object, -1 otherwise. Only the
+ * top-level members "status", "error" (strings) and "triesRemaining" (number) are kept. */
+int json_read_status(const char *p, size_t n, struct json_status *out);
+
+#endif

@@ -1,0 +1,46 @@
+/* lsmsend.h — what the two binding files (smsend.c, lclient.c) share: reading Lua tables into
+ * the plain-C request and configuration structs, and turning results into status tables. */
+#ifndef SMSEND_LSMSEND_H
+#define SMSEND_LSMSEND_H
+
+#include "compat.h"
+#include "client.h"
+#include "fields.h"
+#include "result.h"
+
+#define LSMSEND_CLIENT_MT "smsend.client"
+
+/* Names a table key can have: request fields first, then smsend.new options. */
+enum lsm_key {
+    K_UNKNOWN = -1,
+    K_RECIPIENT = 0, K_SENDER, K_EXPIRY, K_MESSAGE, K_PIN,
+    K_BASE_URL, K_USER_KEY, K_ACCESS_TOKEN, K_SESSION_KEY, K_USERNAME, K_PASSWORD,
+    K_CAINFO, K_CAPATH, K_PROXY, K_USER_AGENT, K_LOGIN_PATH, K_TOKEN_PATH,
+    K_AUTH, K_TIMEOUT, K_CONNECT_TIMEOUT, K_MIN_INTERVAL,
+    K__COUNT
+};
+#define K_FIRST_OPTION K_BASE_URL
+
+enum lsm_op { OP_REQUEST, OP_VERIFY };
+
+/* Classifies the key at stack index idx (any Lua value). */
+enum lsm_key lsm_key_of(lua_State *L, int idx);
+
+/* Reads the value at idx into cfg for option k. Returns NULL or a message (static or in err). */
+const char *lsm_read_option(lua_State *L, int idx, enum lsm_key k, struct client_config *cfg, char *err, size_t errlen);
+
+/* Reads the value at idx for request field k of op into q (a struct pin_request or pin_verify).
+ * On a wrong type or a field that does not belong to op, fills r and returns -1. */
+int lsm_read_field(lua_State *L, int idx, enum lsm_key k, enum lsm_op op, void *q, struct smsend_result *r);
+
+/* invalid_request for an unknown key at idx. */
+void lsm_unknown_key(lua_State *L, int idx, struct smsend_result *r);
+
+/* Pushes the status table for r. */
+void lsm_push_result(lua_State *L, const struct smsend_result *r);
+
+/* Registers the smsend.client metatable and pushes the smsend.new function's needs. */
+void lsm_client_register(lua_State *L);
+int lsm_client_new(lua_State *L);
+
+#endif

@@ -1,0 +1,81 @@
+/* secret.c — credential storage: private copies, wiping, constant-time compare.
+ * explicit_bzero where libc has it, a volatile loop elsewhere. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include "secret.h"
+
+void secure_wipe(void *p, size_t n)
+{
+    if (!p || !n)
+        return;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 25))
+    explicit_bzero(p, n);
+#else
+    volatile unsigned char *v = p;
+    while (n--)
+        *v++ = 0;
+#endif
+}
+
+const char *secret_check(const char *p, size_t n, size_t max, int edge_spaces)
+{
+    size_t i;
+    if (n == 0)
+        return "is empty";
+    if (n > max)
+        return "is too long";
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c < 0x20 || c == 0x7f)
+            return "contains a control character";
+    }
+    if (!edge_spaces && (p[0] == ' ' || p[n - 1] == ' '))
+        return "has leading or trailing spaces";
+    return NULL;
+}
+
+int secret_set(struct secret *s, const char *p, size_t n)
+{
+    char *copy = malloc(n + 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, p, n);
+    copy[n] = 0;
+    secret_clear(s);
+    s->data = copy;
+    s->len = n;
+    return 0;
+}
+
+void secret_clear(struct secret *s)
+{
+    if (s->data) {
+        secure_wipe(s->data, s->len + 1);
+        free(s->data);
+    }
+    s->data = NULL;
+    s->len = 0;
+}
+
+int secret_equals(const struct secret *s, const char *p, size_t n)
+{
+    unsigned char diff = 0;
+    size_t i;
+    if (!s->data || s->len != n)
+        return 0;
+    for (i = 0; i < n; i++)
+        diff |= (unsigned char)(s->data[i] ^ p[i]);
+    return diff == 0;
+}
+
+int secret_found_in(const struct secret *const *list, size_t count, const char *text, size_t n)
+{
+    size_t i;
+    for (i = 0; i < count; i++) {
+        const struct secret *s = list[i];
+        if (s && s->data && s->len && s->len <= n && memmem(text, n, s->data, s->len))
+            return 1;
+    }
+    return 0;
+}
