@@ -9,13 +9,12 @@ CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
 CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 LUA54_CFLAGS  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LUAJIT_CFLAGS := $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
-LDFLAGS_MOD = -shared -pthread -Wl,--no-undefined-version -Wl,-z,defs
 # Lua's own symbols come from the host program, so they stay undefined in the module.
 LDFLAGS_MOD := -shared -pthread
 
-CORE_SRC = src/buf.c src/secret.c src/result.c src/json.c src/urlenc.c src/fields.c \
-           src/hash.c src/cooldown.c src/answer.c src/http.c src/client.c
-BIND_SRC = src/lclient.c src/smsend.c
+# The binding files include lua.h; every other file in src/ is plain C.
+BIND_SRC = $(filter src/smsend.c src/lclient.c src/l%.c,$(wildcard src/*.c))
+CORE_SRC = $(filter-out $(BIND_SRC),$(wildcard src/*.c))
 HEADERS  = $(wildcard src/*.h)
 
 BUILD ?= build
@@ -52,7 +51,7 @@ $(CUNIT_BIN): spec/c/test_core.c $(CORE_SRC) $(HEADERS) Makefile
 cunit: $(CUNIT_BIN)
 	$(CUNIT_BIN)
 
-# Runs the busted suite under one interpreter; SMSEND_SO tells the specs which build to load.
+# Runs the busted suite under one interpreter; SMSEND_CPATH tells the specs which build to load.
 spec-lua54: $(LUA54_SO)
 	SMSEND_CPATH="$(CURDIR)/$(BUILD)/lua5.4/?.so" $(LUA54) $(BUSTED) $(BUSTED_FLAGS) spec
 
@@ -73,5 +72,25 @@ sandbox: deps
 	@$(MAKE) --no-print-directory all
 	bin/smsend-sandbox
 
+# luarocks cannot find libcurl's header in Debian's multiarch directory by itself.
+MULTIARCH   := $(shell $(CC) -print-multiarch 2>/dev/null)
+CURL_INCDIR ?= $(if $(MULTIARCH),/usr/include/$(MULTIARCH),/usr/include)
+CURL_LIBDIR ?= $(if $(MULTIARCH),/usr/lib/$(MULTIARCH),/usr/lib)
+ROCKSPEC    = rockspec/smsend-scm-1.rockspec
+ROCK_TREE  ?= $(BUILD)/rocktree
+
+# Builds and installs the rock into local trees for Lua 5.4 and for LuaJIT (5.1 ABI).
+rock: deps
+	luarocks --lua-version 5.4 --tree $(ROCK_TREE)/5.4 make --deps-mode=none $(ROCKSPEC) \
+	    CURL_INCDIR=$(CURL_INCDIR) CURL_LIBDIR=$(CURL_LIBDIR)
+	luarocks --lua-version 5.1 --tree $(ROCK_TREE)/5.1 make --deps-mode=none $(ROCKSPEC) \
+	    LUA_INCDIR=$(patsubst -I%,%,$(LUAJIT_CFLAGS)) CURL_INCDIR=$(CURL_INCDIR) CURL_LIBDIR=$(CURL_LIBDIR)
+	rm -f src/*.o smsend.so
+
 clean:
 	rm -rf $(BUILD)
+	rm -f src/*.o smsend.so
+
+# Targets owned by their folders.
+-include fuzz/fuzz.mk
+-include bench/bench.mk

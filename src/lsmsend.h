@@ -1,4 +1,4 @@
-/* lsmsend.h — what the two binding files (smsend.c, lclient.c) share: reading Lua tables into
+/* lsmsend.h — what the binding files (smsend.c, lclient.c, lsms.c) share: reading Lua tables into
  * the plain-C request and configuration structs, and turning results into status tables. */
 #ifndef SMSEND_LSMSEND_H
 #define SMSEND_LSMSEND_H
@@ -42,5 +42,7 @@ void lsm_push_result(lua_State *L, const struct smsend_result *r);
 /* Registers the smsend.client metatable and pushes the smsend.new function's needs. */
 void lsm_client_register(lua_State *L);
 int lsm_client_new(lua_State *L);
+
+void lsm_sms_register(lua_State *L);
 
 #endif

@@ -200,5 +200,6 @@ __attribute__((visibility("default"))) int luaopen_smsend(lua_State *L)
     lua_setfield(L, -2, "new");
     lua_pushliteral(L, SMSEND_VERSION);
     lua_setfield(L, -2, "_VERSION");
+    lsm_sms_register(L);
     return 1;
 }

@@ -1,0 +1,174 @@
+---@meta smsend
+-- types/smsend.lua — LuaLS (lua-language-server) definitions for `require "smsend"`.
+-- Declarations only, never loaded at run time: add this folder to `workspace.library`.
+
+---The smsend 2FA gateway client: request a PIN by SMS, verify what the user typed.
+---Misuse (an argument of the wrong type) raises; data problems come back as status tables
+---(or `nil, message` from `smsend.new` and the SMS helpers).
+---@class smsend
+---@field _VERSION string Version of this module, e.g. "0.1.0".
+local smsend = {}
+
+---Stable error codes of a failed call; never renamed, new ones may be added.
+---@alias smsend.error_code
+---| "invalid_request"   # A field or option was wrong; nothing was sent (see `field`).
+---| "bad_request"       # The gateway answered HTTP 400.
+---| "unauthorized"      # HTTP 401 (after one fresh login when username/password are given), or no credentials.
+---| "not_found"         # HTTP 404: unknown user_key or path.
+---| "rate_limited"      # HTTP 429; see `retry_after`.
+---| "server_error"      # HTTP 5xx; see `retry_after` for 503.
+---| "unexpected_status" # Any other HTTP status.
+---| "bad_response"      # HTTP 200 whose body is not what the gateway promises.
+---| "timeout"           # connect_timeout or timeout passed; `retryable` says whether the request had gone out.
+---| "connect_failed"    # The connection to the gateway (or proxy) was refused or could not be made.
+---| "resolve_failed"    # The gateway's host name did not resolve.
+---| "tls_failed"        # TLS handshake or certificate verification failed.
+---| "network_error"     # Any other transport failure.
+---| "wrong_pin"         # verify_pin: the gateway rejected the PIN; see `tries_remaining`.
+---| "login_failed"      # username/password login refused by the gateway.
+---| "cooldown"          # request_pin within `min_interval` of the last one to this recipient.
+---| "out_of_memory"     # An allocation failed; `retryable` says whether anything had been sent.
+
+---Which login a username/password client performs: a session key or an access token.
+---@alias smsend.auth_mode
+---| "session" # GET login_path → Session_key header (the default).
+---| "token"   # GET token_path → Access_token header.
+
+---The outcome of every gateway call. Fields that do not apply are nil.
+---@class smsend.status
+---@field ok boolean True when the call succeeded (check_session: also when the session is not valid, see `valid`).
+---@field status integer? HTTP status of the gateway's answer; nil when no answer arrived.
+---@field error smsend.error_code? Nil when `ok`, else the stable error code.
+---@field message string Human-readable outcome, never containing a secret.
+---@field body string? Raw response body (capped) when an answer arrived; never the answer of a successful login, which carries keys.
+---@field field string? With "invalid_request": the name of the offending field or option.
+---@field retryable boolean True only when the request certainly never reached the gateway, so repeating it cannot send a second SMS.
+---@field elapsed number Seconds the call took, fractions included.
+---@field retry_after number? Seconds to wait, from a 429/503 Retry-After header or the cooldown.
+---@field tries_remaining integer? With "wrong_pin": attempts left for this PIN, when the gateway says.
+---@field valid boolean? From check_session: whether the session or token is still accepted.
+
+---Options of `smsend.new`. Credentials: `user_key` with `access_token` or `session_key`, or
+---`username` with `password` (logs in lazily and once more after a 401). With no credential
+---given, the SMSEND_USER_KEY, SMSEND_ACCESS_TOKEN, SMSEND_SESSION_KEY, SMSEND_USERNAME and
+---SMSEND_PASSWORD environment variables are read; SMSEND_BASE_URL when `base_url` is absent.
+---@class smsend.options
+---@field user_key string? The gateway's user key (goes with access_token or session_key).
+---@field access_token string? A long-lived access token (not together with session_key).
+---@field session_key string? A session key from an earlier login (not together with access_token).
+---@field username string? Account name, for logging in (goes with password).
+---@field password string? Account password, for logging in (goes with username).
+---@field auth smsend.auth_mode? Login kind for username/password: "session" (default) or "token".
+---@field login_path string? Path of the session login, relative to base_url (default "login").
+---@field token_path string? Path of the token login, relative to base_url (default "token").
+---@field base_url string? Gateway root, https:// only (http:// for loopback); default "https://app.gateway.smsend.it/API/v1.0/REST/".
+---@field timeout number? Seconds for a whole call, fractions allowed, above 0 and at most 86400 (default 10).
+---@field connect_timeout number? Seconds to connect, fractions allowed, above 0 and at most 86400 (default 5).
+---@field cainfo string? CA bundle file for verifying the gateway's certificate.
+---@field capath string? CA certificate directory for verifying the gateway's certificate.
+---@field proxy string? Proxy URL handed to libcurl.
+---@field user_agent string? Text appended to the module's own "smsend-lua/VERSION" + libcurl User-Agent.
+---@field min_interval number? Seconds between two PIN requests to one recipient from this client (0 = off, the default).
+
+---Fields of a PIN request.
+---@class smsend.pin_request
+---@field recipient string Phone number: "+" or "00" then 6 to 15 digits, e.g. "+393471234567" (see `smsend.normalize_recipient`).
+---@field senderName string? Sender shown on the phone: 1 to 11 characters, or up to 16 digits.
+---@field expiry integer? Minutes the PIN stays valid: a positive whole number.
+---@field messageBody string? SMS text, valid UTF-8, at most 1600 bytes: the gateway replaces "%PIN%" with the PIN, or appends the PIN at the end when "%PIN%" is absent.
+
+---Fields of a PIN verification.
+---@class smsend.pin_verify
+---@field recipient string The number the PIN was sent to, written as in request_pin.
+---@field pin string What the user typed: 1 to 32 characters.
+
+---`smsend.request_pin` takes the request fields and any `smsend.new` option in one table.
+---@class smsend.request_pin_call: smsend.pin_request, smsend.options
+
+---`smsend.verify_pin` takes the verification fields and any `smsend.new` option in one table.
+---@class smsend.verify_pin_call: smsend.pin_verify, smsend.options
+
+---A connection to the gateway, keeping credentials and a kept-alive connection between calls.
+---Closed by `close()`, by the garbage collector (`__gc`), and on Lua 5.4 by leaving the scope
+---of a `<close>` variable (`__close`): `local c <close> = assert(smsend.new{...})`.
+---Any call but close/is_closed on a closed client raises; tostring(client) is a redacted description.
+---@class smsend.client
+local client = {}
+
+---Sends a PIN by SMS to `q.recipient`.
+---Never repeated by the module once the request may have reached the gateway.
+---@param q smsend.pin_request
+---@return smsend.status status
+function client:request_pin(q) end
+
+---Checks the PIN the user typed; a wrong one gives error "wrong_pin".
+---@param q smsend.pin_verify
+---@return smsend.status status
+function client:verify_pin(q) end
+
+---Logs in now with username/password instead of on the first call.
+---@return smsend.status status "invalid_request" when the client has no username/password.
+function client:login() end
+
+---Asks the gateway whether the current session or token is still valid.
+---@return smsend.status status `ok` with `valid` true or false; not logged in yet counts as not valid.
+function client:check_session() end
+
+---Wipes the credentials and closes the connection; calling it again does nothing.
+function client:close() end
+
+---Whether `close()` (or the garbage collector) has closed this client.
+---@return boolean closed
+function client:is_closed() end
+
+---Creates a client. Raises when `opts` is not a table.
+---@param opts smsend.options
+---@return smsend.client? client The client, or nil on a bad option.
+---@return string? message Why the options were refused.
+function smsend.new(opts) end
+
+---Sends a PIN with a client cached per configuration (keyed by a hash, never by the secrets).
+---Unknown keys and bad options come back as "invalid_request". Raises when `t` is not a table.
+---@param t smsend.request_pin_call
+---@return smsend.status status
+function smsend.request_pin(t) end
+
+---Checks a PIN with a client cached per configuration, as `smsend.request_pin`.
+---@param t smsend.verify_pin_call
+---@return smsend.status status
+function smsend.verify_pin(t) end
+
+---The canonical "+NNN…" form of a phone number: strips spaces, tabs, no-break spaces, dashes,
+---dots and parentheses, turns a leading "00" into "+", and drops a "(0)" trunk prefix written
+---after the country code. Returns nil, message for a number without an international prefix,
+---with other characters, with a '+' not at the start, a country code starting with 0, or fewer
+---than 6 or more than 15 digits. Raises when `s` is not a string.
+---@param s string
+---@return string? recipient e.g. "+393471234567" for "0039 (347) 123.4567".
+---@return string? message Why `s` cannot be a recipient.
+function smsend.normalize_recipient(s) end
+
+---SMS encoding of a text.
+---@alias smsend.sms_encoding
+---| "GSM-7" # Every character is in the GSM 03.38 basic or extension table.
+---| "UCS-2" # At least one character is not.
+
+---What a text costs as SMS.
+---@class smsend.sms_segments
+---@field encoding smsend.sms_encoding GSM-7 when every character is in GSM 03.38, else UCS-2.
+---@field units integer GSM-7: septets, with ^ { } \ [ ~ ] | € and form feed counting 2; UCS-2: UTF-16 code units (an emoji counts 2).
+---@field segments integer SMS on the wire: 1 up to 160 GSM-7 / 70 UCS-2 units, else parts of 153 / 67; 0 for the empty text.
+
+---Counts the encoding, units and segments of `text` (UTF-8) by GSM 03.38, strictly: a character
+---outside its tables (even a look-alike such as "ç" or a curly quote) makes the whole text UCS-2.
+---Parts are filled with whole characters: an extension character or a surrogate pair that would
+---straddle a part boundary starts the next part, so `segments` can exceed ceil(units / 153 or 67).
+---The empty text is 0 segments: there is nothing to send (request_pin refuses an empty
+---messageBody). Counts `text` as given: "%PIN%" in a messageBody is not replaced first.
+---Returns nil, message for invalid UTF-8; raises when `text` is not a string.
+---@param text string
+---@return smsend.sms_segments? count
+---@return string? message Why `text` could not be counted (byte offset included).
+function smsend.sms_segments(text) end
+
+return smsend
