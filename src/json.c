@@ -158,11 +158,26 @@ static int read_hex4(struct reader *r, unsigned *out)
     return 0;
 }
 
-/* Appends code point cp as UTF-8 into out (size cap, NUL kept); silently truncates. */
+/* Appends code point cp as UTF-8 into out (size cap, NUL kept). The first character that does
+ * not fit closes the text (*len = cap marks it full), so a truncated text is always a prefix. */
+static void put_bytes(char *out, size_t cap, size_t *len, const unsigned char *p, size_t k)
+{
+    if (!out || *len >= cap)
+        return;
+    if (*len + k >= cap) {
+        out[*len] = 0;
+        *len = cap; /* full */
+        return;
+    }
+    memcpy(out + *len, p, k);
+    *len += k;
+    out[*len] = 0;
+}
+
 static void put_utf8(char *out, size_t cap, size_t *len, unsigned long cp)
 {
     unsigned char tmp[4];
-    size_t k, i;
+    size_t k;
     if (cp < 0x80) {
         tmp[0] = (unsigned char)cp;
         k = 1;
@@ -182,20 +197,19 @@ static void put_utf8(char *out, size_t cap, size_t *len, unsigned long cp)
         tmp[3] = (unsigned char)(0x80 | (cp & 0x3F));
         k = 4;
     }
-    if (!out || *len + k >= cap)
-        return;
-    for (i = 0; i < k; i++)
-        out[(*len)++] = (char)tmp[i];
-    out[*len] = 0;
+    put_bytes(out, cap, len, tmp, k);
 }
 
 /* Reads a string literal (r->p at the opening quote). When out is given the decoded text is
- * stored there (truncated at a character boundary to fit cap). */
-static int read_string(struct reader *r, char *out, size_t cap)
+ * stored there (truncated at a character boundary to fit cap); *has_nul tells whether the text
+ * held a NUL (\u0000), which a C string cannot show. */
+static int read_string(struct reader *r, char *out, size_t cap, int *has_nul)
 {
     size_t len = 0;
     if (out && cap)
         out[0] = 0;
+    if (has_nul)
+        *has_nul = 0;
     r->p++; /* opening quote */
     while (r->p < r->end) {
         unsigned c = *r->p;
@@ -240,6 +254,8 @@ static int read_string(struct reader *r, char *out, size_t cap)
             default:
                 return -1;
             }
+            if (cp == 0 && has_nul)
+                *has_nul = 1;
             put_utf8(out, cap, &len, cp);
             continue;
         }
@@ -247,11 +263,7 @@ static int read_string(struct reader *r, char *out, size_t cap)
             size_t k = utf8_seq(r->p, (size_t)(r->end - r->p));
             if (!k)
                 return -1;
-            if (out && len + k < cap) {
-                memcpy(out + len, r->p, k);
-                len += k;
-                out[len] = 0;
-            }
+            put_bytes(out, cap, &len, r->p, k);
             r->p += k;
         }
     }
@@ -330,19 +342,22 @@ static int read_container(struct reader *r, int is_object, struct json_status *t
         skip_ws(r);
         if (is_object) {
             char name[24];
-            if (r->p >= r->end || *r->p != '"' || read_string(r, name, sizeof name))
+            int nul;
+            if (r->p >= r->end || *r->p != '"' || read_string(r, name, sizeof name, &nul))
                 return -1;
+            if (nul)
+                name[0] = 0; /* "status\u0000x" is not "status" */
             skip_ws(r);
             if (r->p >= r->end || *r->p != ':')
                 return -1;
             r->p++;
             skip_ws(r);
             if (top && r->p < r->end && *r->p == '"' && strcmp(name, "status") == 0) {
-                if (read_string(r, top->status, sizeof top->status))
+                if (read_string(r, top->status, sizeof top->status, NULL))
                     return -1;
                 top->has_status = 1;
             } else if (top && r->p < r->end && *r->p == '"' && strcmp(name, "error") == 0) {
-                if (read_string(r, top->error, sizeof top->error))
+                if (read_string(r, top->error, sizeof top->error, NULL))
                     return -1;
                 top->has_error = 1;
             } else if (top && r->p < r->end && strcmp(name, "triesRemaining") == 0 &&
@@ -380,7 +395,7 @@ static int read_value(struct reader *r)
     switch (*r->p) {
     case '{': return read_container(r, 1, NULL);
     case '[': return read_container(r, 0, NULL);
-    case '"': return read_string(r, NULL, 0);
+    case '"': return read_string(r, NULL, 0, NULL);
     case 't': return read_literal(r, "true");
     case 'f': return read_literal(r, "false");
     case 'n': return read_literal(r, "null");
