@@ -1,0 +1,98 @@
+-- util.lua — small test utilities that do not need the sandbox: free/closed ports, a capath
+-- directory, counting this process's sockets, running a Lua snippet in a child interpreter.
+local socket = require "socket"
+
+local M = {}
+
+-- A loopback port with nothing listening on it (bound once, then released).
+function M.closed_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+local function sh_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+M.sh_quote = sh_quote
+
+-- A directory holding ca_file under its OpenSSL subject-hash name, usable as capath.
+function M.capath_for(ca_file)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. sh_quote(dir) .. " && cp " .. sh_quote(ca_file) .. " " .. sh_quote(dir) .. "/ca.pem && openssl rehash " .. sh_quote(dir) .. " >/dev/null 2>&1"))
+  return dir
+end
+
+-- The interpreter running this process, so children use the same Lua.
+local function interpreter()
+  local i = -1
+  while arg and arg[i - 1] do i = i - 1 end
+  return arg and arg[i] or "lua5.4"
+end
+M.interpreter = interpreter
+
+-- Runs code in a fresh interpreter with the module on its path and extra environment variables;
+-- returns its stdout without the trailing newline, and its exit status.
+function M.run_lua(code, env, stdin)
+  local file = os.tmpname()
+  local f = assert(io.open(file, "w"))
+  f:write('package.cpath = (os.getenv("SMSEND_CPATH") or "") .. ";" .. package.cpath\n', code)
+  f:close()
+  local prefix = "env"
+  for k, v in pairs(env or {}) do prefix = prefix .. " " .. k .. "=" .. sh_quote(v) end
+  local cmd = prefix .. " " .. interpreter() .. " " .. file
+  if stdin then cmd = "printf %s " .. sh_quote(stdin) .. " | " .. cmd end
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("*a")
+  local ok, _, code_ = p:close()
+  os.remove(file)
+  return (out:gsub("\n$", "")), ok, code_
+end
+
+-- Established TCP connections of this process whose remote port is port.
+function M.open_sockets_to(port)
+  collectgarbage()
+  collectgarbage()
+  local inodes = {}
+  -- read our own pid here: in the shell started by popen, /proc/self would be the shell
+  local stat = io.open("/proc/self/stat"):read("*l")
+  local pid = stat:match("^(%d+)")
+  local ls = io.popen("ls -l /proc/" .. pid .. "/fd 2>/dev/null")
+  for line in ls:lines() do
+    local inode = line:match("socket:%[(%d+)%]")
+    if inode then inodes[inode] = true end
+  end
+  ls:close()
+  local n = 0
+  for _, file in ipairs{ "/proc/net/tcp", "/proc/net/tcp6" } do
+    local f = io.open(file)
+    if f then
+      for line in f:lines() do
+        local rem_port, st, inode = line:match("^%s*%d+: %x+:%x+ %x+:(%x+) (%x+) %S+ %S+ %S+ %S+ %S+ (%d+)")
+        if rem_port and tonumber(rem_port, 16) == port and st == "01" and inodes[inode] then n = n + 1 end
+      end
+      f:close()
+    end
+  end
+  return n
+end
+
+-- Logs in on the sandbox with plain HTTP; returns { user_key =, session_key = } or nil, status.
+function M.login(sb, username, password, path)
+  local http = require "socket.http"
+  local ltn12 = require "ltn12"
+  local function enc(s) return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end)) end
+  local chunks = {}
+  local _, status = http.request{
+    url = sb.base_url .. (path or "login") .. "?username=" .. enc(username) .. "&password=" .. enc(password),
+    sink = ltn12.sink.table(chunks),
+  }
+  if status ~= 200 then return nil, status end
+  local body = table.concat(chunks)
+  local k, s = body:match("^([^;]+);([^;\r\n]+)")
+  return { user_key = k, session_key = s }
+end
+
+return M
