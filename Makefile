@@ -26,7 +26,7 @@ LUAJIT = luajit
 BUSTED = /usr/bin/busted
 BUSTED_FLAGS ?= -o utfTerminal
 
-.PHONY: all deps build check demo sandbox clean spec spec-lua54 spec-luajit cunit rock
+.PHONY: all deps build check demo sandbox clean spec spec-lua54 spec-luajit cunit rock static install uninstall
 
 all: $(LUA54_SO) $(LUAJIT_SO)
 build: all
@@ -71,6 +71,37 @@ demo: deps
 sandbox: deps
 	@$(MAKE) --no-print-directory all
 	bin/smsend-sandbox
+
+# A static library for programs that embed Lua 5.4 and register the module with luaL_requiref.
+STATIC_LIB = $(BUILD)/libsmsend.a
+STATIC_OBJ = $(patsubst src/%.c,$(BUILD)/static/%.o,$(CORE_SRC) $(BIND_SRC))
+$(BUILD)/static/%.o: src/%.c $(HEADERS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CURL_CFLAGS) $(LUA54_CFLAGS) -c -o $@ $<
+$(STATIC_LIB): $(STATIC_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+static: $(STATIC_LIB)
+
+# make install PREFIX=/usr/local (DESTDIR honoured): both builds, the Lua helpers and the CLI.
+PREFIX ?= /usr/local
+LUA54_CMOD  = $(DESTDIR)$(PREFIX)/lib/lua/5.4
+LUAJIT_CMOD = $(DESTDIR)$(PREFIX)/lib/lua/5.1
+LUA54_LMOD  = $(DESTDIR)$(PREFIX)/share/lua/5.4
+LUAJIT_LMOD = $(DESTDIR)$(PREFIX)/share/lua/5.1
+LUA_HELPERS = $(wildcard lua/smsend/*.lua)
+install: all
+	install -d $(LUA54_CMOD) $(LUAJIT_CMOD) $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(LUA54_SO) $(LUA54_CMOD)/smsend.so
+	install -m 0755 $(LUAJIT_SO) $(LUAJIT_CMOD)/smsend.so
+	install -m 0755 bin/smsend $(DESTDIR)$(PREFIX)/bin/smsend
+	$(if $(LUA_HELPERS),install -d $(LUA54_LMOD)/smsend $(LUAJIT_LMOD)/smsend)
+	$(if $(LUA_HELPERS),install -m 0644 $(LUA_HELPERS) $(LUA54_LMOD)/smsend/)
+	$(if $(LUA_HELPERS),install -m 0644 $(LUA_HELPERS) $(LUAJIT_LMOD)/smsend/)
+uninstall:
+	rm -f $(LUA54_CMOD)/smsend.so $(LUAJIT_CMOD)/smsend.so $(DESTDIR)$(PREFIX)/bin/smsend
+	rm -f $(addprefix $(LUA54_LMOD)/smsend/,$(notdir $(LUA_HELPERS))) $(addprefix $(LUAJIT_LMOD)/smsend/,$(notdir $(LUA_HELPERS)))
+	rmdir $(LUA54_LMOD)/smsend $(LUAJIT_LMOD)/smsend 2>/dev/null || true
 
 # luarocks cannot find libcurl's header in Debian's multiarch directory by itself.
 MULTIARCH   := $(shell $(CC) -print-multiarch 2>/dev/null)
