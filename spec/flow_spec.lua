@@ -1,0 +1,477 @@
+-- flow_spec.lua — the whole 2FA flow: verify_pin, username/password login with lazy login and one
+-- renewal on 401, check_session, the cooldown guard, and the command-line tool, against the sandbox.
+local cpath = os.getenv("SMSEND_CPATH")
+if cpath then package.cpath = cpath .. ";" .. package.cpath end
+
+local smsend = require "smsend"
+local helpers = require "spec.support.helpers"
+local util = require "spec.support.util"
+local cjson = require "cjson"
+
+local UK, TOK = "SBXUSER", "SBXTOKEN"
+local USER, PASS = "sandbox", "sandbox-pass"
+local RCPT = "+393471234567"
+local ODD_USER, ODD_PASS = "ünïcode user", "p@ss w&rd=%+/?#ü€~._-"
+
+describe("the 2FA flow", function()
+  local sb
+
+  setup(function()
+    sb = helpers.start_sandbox{ users = {
+      { username = USER, password = PASS, user_key = UK, access_token = TOK },
+      { username = ODD_USER, password = ODD_PASS, user_key = "ODDUSER", access_token = "ODDTOKEN" },
+    } }
+  end)
+
+  teardown(function()
+    if sb then sb:stop() end
+  end)
+
+  before_each(function()
+    sb:reset()
+  end)
+
+  local function paths()
+    local out = {}
+    for _, r in ipairs(sb:requests()) do out[#out + 1] = r.path end
+    return table.concat(out, " ")
+  end
+
+  local function token_client(extra)
+    local opts = { user_key = UK, access_token = TOK, base_url = sb.base_url }
+    for k, v in pairs(extra or {}) do opts[k] = v end
+    return assert(smsend.new(opts))
+  end
+
+  local function login_client(extra)
+    local opts = { username = USER, password = PASS, base_url = sb.base_url }
+    for k, v in pairs(extra or {}) do opts[k] = v end
+    return assert(smsend.new(opts))
+  end
+
+  describe("verify_pin", function()
+    it("verifies the right PIN, with the exact JSON on the wire", function()
+      local c = token_client()
+      assert.is_true(c:request_pin{ recipient = RCPT }.ok)
+      local pin = sb:last_pin(RCPT)
+      assert.matches("^%d%d%d%d%d%d$", pin)
+      local before = #sb:requests()
+      local st = c:verify_pin{ recipient = RCPT, pin = pin }
+      assert.is_true(st.ok, st.message)
+      assert.equal(200, st.status)
+      assert.is_nil(st.error)
+      assert.is_nil(st.tries_remaining)
+      local r = sb:requests()[before + 1]
+      assert.equal("POST", r.method)
+      assert.equal("2fa/verify", r.path)
+      assert.equal(TOK, r.headers["access_token"])
+      assert.equal("application/json", r.headers["content-type"])
+      assert.equal('{"recipient":"+393471234567","pin":"' .. pin .. '"}', r.body)
+      -- the PIN is consumed
+      local again = c:verify_pin{ recipient = RCPT, pin = pin }
+      assert.is_false(again.ok)
+      assert.equal("wrong_pin", again.error)
+    end)
+
+    it("reports a wrong PIN with the tries remaining, and voids the PIN after three", function()
+      local c = token_client()
+      assert.is_true(c:request_pin{ recipient = RCPT }.ok)
+      local pin = sb:last_pin(RCPT)
+      local wrong = pin == "000000" and "111111" or "000000"
+      local st = c:verify_pin{ recipient = RCPT, pin = wrong }
+      assert.is_false(st.ok)
+      assert.equal("wrong_pin", st.error)
+      assert.equal(200, st.status)
+      assert.equal(2, st.tries_remaining)
+      assert.is_false(st.retryable)
+      assert.equal("Wrong PIN", st.message)
+      assert.matches('"status":"ERROR"', st.body)
+      assert.equal(1, c:verify_pin{ recipient = RCPT, pin = wrong }.tries_remaining)
+      assert.equal(0, c:verify_pin{ recipient = RCPT, pin = wrong }.tries_remaining)
+      local late = c:verify_pin{ recipient = RCPT, pin = pin }
+      assert.equal("wrong_pin", late.error)
+      assert.equal(0, late.tries_remaining)
+    end)
+
+    it("checks its fields before sending", function()
+      local c = token_client()
+      local cases = {
+        { { recipient = RCPT }, "pin" },
+        { { pin = "123456" }, "recipient" },
+        { { recipient = "12345", pin = "1" }, "recipient" },
+        { { recipient = RCPT, pin = "" }, "pin" },
+        { { recipient = RCPT, pin = ("1"):rep(33) }, "pin" },
+        { { recipient = RCPT, pin = "12\n34" }, "pin" },
+        { { recipient = RCPT, pin = "12\0" }, "pin" },
+        { { recipient = RCPT, pin = 123456 }, "pin" },
+        { { recipient = RCPT, pin = "1", expiry = 5 }, "expiry" },
+        { { recipient = RCPT, pin = "1", Pin = "1" }, "Pin" },
+      }
+      for i, case in ipairs(cases) do
+        local st = c:verify_pin(case[1])
+        assert.equal("invalid_request", st.error, "case " .. i)
+        assert.equal(case[2], st.field, "case " .. i)
+      end
+      assert.is_true(c:verify_pin{ recipient = RCPT, pin = ("9"):rep(32) }.error == "wrong_pin")
+      assert.equal(1, #sb:requests())
+    end)
+
+    it("maps a 200 that is not the status JSON to bad_response, and statuses like request_pin", function()
+      for fault, code in pairs{ notjson = "bad_response", badjson = "bad_response", empty = "bad_response",
+                                ["status-400"] = "bad_request", ["status-401"] = "unauthorized",
+                                ["status-404"] = "not_found", ["status-503"] = "server_error" } do
+        local c = token_client{ base_url = sb.url_for(fault) }
+        local st = c:verify_pin{ recipient = RCPT, pin = "123456" }
+        assert.equal(code, st.error, fault)
+      end
+    end)
+
+    it("works at module level", function()
+      assert.is_true(smsend.request_pin{ user_key = UK, access_token = TOK, base_url = sb.base_url, recipient = RCPT }.ok)
+      local st = smsend.verify_pin{ user_key = UK, access_token = TOK, base_url = sb.base_url,
+                                    recipient = RCPT, pin = sb:last_pin(RCPT) }
+      assert.is_true(st.ok, st.message)
+      st = smsend.verify_pin{ user_key = UK, access_token = TOK, base_url = sb.base_url, recipient = RCPT,
+                              pin = "1", senderName = "x" }
+      assert.equal("senderName", st.field)
+    end)
+  end)
+
+  describe("username and password", function()
+    it("logs in lazily with the URL-encoded credentials, then uses the session key", function()
+      local c = login_client()
+      local st = c:request_pin{ recipient = RCPT }
+      assert.is_true(st.ok, st.message)
+      local reqs = sb:requests()
+      assert.equal(2, #reqs)
+      assert.equal("GET", reqs[1].method)
+      assert.equal("login", reqs[1].path)
+      assert.equal(USER, reqs[1].query.username)
+      assert.equal(PASS, reqs[1].query.password)
+      assert.is_nil(reqs[1].headers["user_key"])
+      assert.equal("2fa/request", reqs[2].path)
+      assert.equal(UK, reqs[2].headers["user_key"])
+      assert.is_string(reqs[2].headers["session_key"])
+      assert.is_nil(reqs[2].headers["access_token"])
+      -- a second call needs no login
+      assert.is_true(c:request_pin{ recipient = RCPT }.ok)
+      assert.equal("login 2fa/request 2fa/request", paths())
+    end)
+
+    it("percent-encodes every byte outside RFC 3986's unreserved set", function()
+      local c = assert(smsend.new{ username = ODD_USER, password = ODD_PASS, base_url = sb.base_url })
+      assert.is_true(c:login().ok)
+      local r = sb:requests()[1]
+      assert.equal("/API/v1.0/REST/login?username=%C3%BCn%C3%AFcode%20user"
+        .. "&password=p%40ss%20w%26rd%3D%25%2B%2F%3F%23%C3%BC%E2%82%AC~._-", r.uri)
+      assert.equal(ODD_PASS, r.query.password)
+    end)
+
+    it("uses the token endpoint and the Access_token header with auth = 'token'", function()
+      local c = login_client{ auth = "token" }
+      assert.is_true(c:request_pin{ recipient = RCPT }.ok)
+      local reqs = sb:requests()
+      assert.equal("token", reqs[1].path)
+      assert.is_string(reqs[2].headers["access_token"])
+      assert.is_nil(reqs[2].headers["session_key"])
+    end)
+
+    it("honours login_path and token_path", function()
+      local st = login_client{ login_path = "auth/login" }:login()
+      assert.equal("login_failed", st.error)
+      assert.equal(404, st.status)
+      assert.equal("auth/login", sb:requests()[1].path)
+      sb:reset()
+      assert.is_true(login_client{ auth = "token", token_path = "token" }:login().ok)
+      assert.is_nil(smsend.new{ username = USER, password = PASS, login_path = "/abs" })
+      assert.is_nil(smsend.new{ username = USER, password = PASS, token_path = "a?b" })
+    end)
+
+    it("login() returns a status table without the keys", function()
+      local c = login_client()
+      local st = c:login()
+      assert.is_true(st.ok)
+      assert.equal(200, st.status)
+      assert.is_nil(st.body)
+      assert.is_nil(st.error)
+      local login = sb:requests()[1]
+      assert.equal("login", login.path)
+      for _, v in pairs(st) do
+        if type(v) == "string" then assert.is_nil(v:find(UK, 1, true)) end
+      end
+      assert.is_nil(tostring(c):find(PASS, 1, true))
+    end)
+
+    it("renews an expired session exactly once and repeats the call", function()
+      local c = login_client()
+      assert.is_true(c:request_pin{ recipient = RCPT }.ok)
+      sb:expire_sessions()
+      local st = c:request_pin{ recipient = RCPT }
+      assert.is_true(st.ok, st.message)
+      assert.equal("login 2fa/request 2fa/request login 2fa/request", paths())
+      local reqs = sb:requests()
+      assert.not_equal(reqs[2].headers["session_key"], reqs[5].headers["session_key"])
+      assert.equal(reqs[3].headers["session_key"], reqs[2].headers["session_key"])
+      -- and verify_pin renews too
+      sb:expire_sessions()
+      assert.is_true(c:verify_pin{ recipient = RCPT, pin = sb:last_pin(RCPT) }.ok)
+    end)
+
+    it("renews when the session idles out on the gateway", function()
+      local c = login_client()
+      sb:config{ session_ttl = 1 }
+      assert.is_true(c:request_pin{ recipient = RCPT }.ok)
+      helpers.sleep(1.3)
+      assert.is_true(c:request_pin{ recipient = RCPT }.ok)
+      sb:config{ session_ttl = 300 }
+      assert.equal("login 2fa/request 2fa/request login 2fa/request", paths())
+    end)
+
+    it("starts from a given session key and renews it when it is stale", function()
+      local c = assert(smsend.new{ user_key = UK, session_key = "STALE", username = USER, password = PASS,
+                                   base_url = sb.base_url })
+      assert.is_true(c:request_pin{ recipient = RCPT }.ok)
+      assert.equal("2fa/request login 2fa/request", paths())
+    end)
+
+    it("returns unauthorized after a second 401", function()
+      -- the login answers a session key, but auth = "token" sends it as Access_token: always 401
+      local c = assert(smsend.new{ user_key = UK, session_key = "STALE", username = USER, password = PASS,
+                                   auth = "token", token_path = "login", base_url = sb.base_url })
+      local st = c:request_pin{ recipient = RCPT }
+      assert.equal("unauthorized", st.error)
+      assert.equal(401, st.status)
+      assert.equal("2fa/request login 2fa/request", paths())
+    end)
+
+    it("a first 401 right after a fresh login is final", function()
+      local c = assert(smsend.new{ username = USER, password = PASS, auth = "token", token_path = "login",
+                                   base_url = sb.base_url })
+      local st = c:request_pin{ recipient = RCPT }
+      assert.equal("unauthorized", st.error)
+      assert.equal("login 2fa/request", paths())
+    end)
+
+    it("reports a wrong password as login_failed with the login's status, sending nothing else", function()
+      local c = login_client{ password = "wrong" }
+      local st = c:request_pin{ recipient = RCPT }
+      assert.is_false(st.ok)
+      assert.equal("login_failed", st.error)
+      assert.equal(404, st.status)
+      assert.is_false(st.retryable)
+      assert.equal("login", paths())
+      assert.is_nil(st.message:find("wrong", 1, true))
+      st = c:login()
+      assert.equal("login_failed", st.error)
+    end)
+
+    it("reports a login answer that is not KEY;SECRET as bad_response without its body", function()
+      local c = login_client{ base_url = sb.url_for("login-garbage") }
+      local st = c:request_pin{ recipient = RCPT }
+      assert.equal("bad_response", st.error)
+      assert.is_nil(st.body)
+      assert.equal(1, #sb:requests())
+    end)
+
+    it("reports a gateway that cannot be reached during login as retryable", function()
+      local c = login_client{ base_url = "http://127.0.0.1:" .. util.closed_port() .. "/API/v1.0/REST/" }
+      local st = c:request_pin{ recipient = RCPT }
+      assert.equal("connect_failed", st.error)
+      assert.is_true(st.retryable)
+    end)
+
+    it("keeps the session in the module-level cache", function()
+      local t = { username = USER, password = PASS, base_url = sb.base_url, recipient = RCPT }
+      assert.is_true(smsend.request_pin(t).ok)
+      assert.is_true(smsend.request_pin(t).ok)
+      sb:expire_sessions()
+      assert.is_true(smsend.request_pin(t).ok)
+      assert.equal("login 2fa/request 2fa/request 2fa/request login 2fa/request", paths())
+    end)
+
+    it("reads SMSEND_USERNAME and SMSEND_PASSWORD", function()
+      local out = util.run_lua([[
+        local smsend = require "smsend"
+        local c = assert(smsend.new{})
+        print(c:request_pin{ recipient = "+393471234567" }.ok)
+      ]], { SMSEND_USERNAME = USER, SMSEND_PASSWORD = PASS, SMSEND_BASE_URL = sb.base_url })
+      assert.equal("true", out)
+      assert.equal("login 2fa/request", paths())
+    end)
+  end)
+
+  describe("check_session", function()
+    it("is false before any login, without a call", function()
+      local st = login_client():check_session()
+      assert.is_true(st.ok)
+      assert.is_false(st.valid)
+      assert.equal(0, #sb:requests())
+    end)
+
+    it("tells a valid session from an expired one without renewing it", function()
+      local c = login_client()
+      assert.is_true(c:login().ok)
+      local st = c:check_session()
+      assert.is_true(st.ok)
+      assert.is_true(st.valid)
+      assert.equal(200, st.status)
+      sb:expire_sessions()
+      st = c:check_session()
+      assert.is_true(st.ok)
+      assert.is_false(st.valid)
+      assert.equal("login checksession checksession", paths())
+      local r = sb:requests()[2]
+      assert.equal("GET", r.method)
+      assert.equal(UK, r.headers["user_key"])
+    end)
+
+    it("reports an answer that is neither true nor false as bad_response", function()
+      local c = token_client{ base_url = sb.url_for("notjson") }
+      assert.equal("bad_response", c:check_session().error)
+    end)
+  end)
+
+  describe("min_interval", function()
+    it("refuses a second PIN to the same recipient within the interval, sending nothing", function()
+      local c = token_client{ min_interval = 30 }
+      assert.is_true(c:request_pin{ recipient = RCPT }.ok)
+      local st = c:request_pin{ recipient = RCPT }
+      assert.is_false(st.ok)
+      assert.equal("cooldown", st.error)
+      assert.is_false(st.retryable)
+      assert.is_nil(st.status)
+      assert.is_true(st.retry_after > 0 and st.retry_after <= 30)
+      st = c:request_pin{ recipient = "00" .. RCPT:sub(2) }
+      assert.equal("cooldown", st.error)
+      assert.is_true(c:request_pin{ recipient = "+393470000000" }.ok)
+      assert.equal(2, #sb:requests())
+    end)
+
+    it("lets the recipient through again after the interval", function()
+      local c = token_client{ min_interval = 0.3 }
+      assert.is_true(c:request_pin{ recipient = RCPT }.ok)
+      assert.equal("cooldown", c:request_pin{ recipient = RCPT }.error)
+      helpers.sleep(0.4)
+      assert.is_true(c:request_pin{ recipient = RCPT }.ok)
+    end)
+
+    it("does not count requests that never left", function()
+      local c = token_client{ min_interval = 30, base_url = "http://127.0.0.1:" .. util.closed_port() .. "/" }
+      assert.equal("connect_failed", c:request_pin{ recipient = RCPT }.error)
+      assert.equal("connect_failed", c:request_pin{ recipient = RCPT }.error)
+    end)
+
+    it("is off by default and rejects bad values", function()
+      local c = token_client()
+      assert.is_true(c:request_pin{ recipient = RCPT }.ok)
+      assert.is_true(c:request_pin{ recipient = RCPT }.ok)
+      assert.is_nil(smsend.new{ user_key = UK, access_token = TOK, min_interval = -1 })
+      assert.is_nil(smsend.new{ user_key = UK, access_token = TOK, min_interval = 0 / 0 })
+    end)
+
+    it("holds across module-level calls", function()
+      local t = { user_key = UK, access_token = TOK, base_url = sb.base_url, recipient = RCPT, min_interval = 60 }
+      assert.is_true(smsend.request_pin(t).ok)
+      assert.equal("cooldown", smsend.request_pin(t).error)
+    end)
+
+    it("keeps its memory bounded with many recipients", function()
+      local c = token_client{ min_interval = 60, base_url = sb.url_for("status-400") }
+      for i = 1, 6000 do
+        c:request_pin{ recipient = string.format("+39%010d", i) }
+      end
+      -- after 6000 distinct numbers the table (4096 slots) has recycled, but recent ones still count
+      local st = c:request_pin{ recipient = string.format("+39%010d", 6000) }
+      assert.is_true(st.error == "cooldown" or st.error == "bad_request")
+    end)
+  end)
+
+  describe("bin/smsend", function()
+    local function cli(args, env, stdin)
+      local cmd = "bin/smsend " .. args
+      local prefix = "env -u SMSEND_USER_KEY -u SMSEND_ACCESS_TOKEN -u SMSEND_SESSION_KEY -u SMSEND_USERNAME -u SMSEND_PASSWORD"
+      for k, v in pairs(env or {}) do prefix = prefix .. " " .. k .. "=" .. util.sh_quote(v) end
+      if stdin then cmd = "printf '%s\\n' " .. util.sh_quote(stdin) .. " | " .. prefix .. " " .. cmd
+      else cmd = prefix .. " " .. cmd .. " </dev/null" end
+      local p = io.popen("SMSEND_CPATH= " .. cmd .. " 2>&1; echo \"exit=$?\"")
+      local out = p:read("*a")
+      p:close()
+      local code = tonumber(out:match("exit=(%d+)%s*$"))
+      return out:gsub("exit=%d+%s*$", ""), code
+    end
+    local env
+
+    before_each(function()
+      env = { SMSEND_USER_KEY = UK, SMSEND_ACCESS_TOKEN = TOK, SMSEND_BASE_URL = sb.base_url }
+    end)
+
+    it("requests and verifies a PIN, with exit codes 0 and 1", function()
+      local out, code = cli("request-pin " .. RCPT .. " --sender MyApp --expiry 5 --message 'Code %PIN%'", env)
+      assert.equal(0, code, out)
+      assert.matches("PIN sent to %+393471234567", out)
+      assert.equal('{"recipient":"+393471234567","senderName":"MyApp","expiry":5,"messageBody":"Code %PIN%"}',
+                   sb:requests()[1].body)
+      out, code = cli("verify-pin " .. RCPT .. " 000000", env)
+      if sb:last_pin(RCPT) ~= "000000" then
+        assert.equal(1, code, out)
+        assert.matches("wrong_pin", out)
+        assert.matches("2 tries remaining", out)
+      end
+      out, code = cli("verify-pin " .. RCPT .. " " .. sb:last_pin(RCPT), env)
+      assert.equal(0, code, out)
+      assert.matches("PIN verified", out)
+    end)
+
+    it("prints the status table with --json", function()
+      local out, code = cli("--json request-pin " .. RCPT, env)
+      assert.equal(0, code)
+      local st = cjson.decode(out)
+      assert.is_true(st.ok)
+      assert.equal(200, st.status)
+      out, code = cli("--json request-pin 123", env)
+      assert.equal(2, code)
+      st = cjson.decode(out)
+      assert.equal("invalid_request", st.error)
+      assert.equal("recipient", st.field)
+    end)
+
+    it("checks a session", function()
+      local login = util.login(sb, USER, PASS)
+      local senv = { SMSEND_USER_KEY = login.user_key, SMSEND_SESSION_KEY = login.session_key, SMSEND_BASE_URL = sb.base_url }
+      local out, code = cli("check-session", senv)
+      assert.equal(0, code, out)
+      assert.matches("session valid", out)
+      sb:expire_sessions()
+      out, code = cli("check-session", senv)
+      assert.equal(1, code, out)
+      assert.matches("not valid", out)
+    end)
+
+    it("reads the password from stdin, never from argv", function()
+      local out, code = cli("--password-stdin request-pin " .. RCPT, { SMSEND_USERNAME = USER, SMSEND_BASE_URL = sb.base_url }, PASS)
+      assert.equal(0, code, out)
+      assert.equal("login 2fa/request", paths())
+      out, code = cli("--password " .. PASS .. " request-pin " .. RCPT, { SMSEND_USERNAME = USER })
+      assert.equal(2, code)
+      assert.matches("environment", out)
+    end)
+
+    it("exits 2 on usage and network errors, 1 when the gateway says no", function()
+      local _, code = cli("", env)
+      assert.equal(2, code)
+      _, code = cli("fly-to-moon", env)
+      assert.equal(2, code)
+      _, code = cli("verify-pin " .. RCPT, env)
+      assert.equal(2, code)
+      _, code = cli("request-pin " .. RCPT, { SMSEND_USER_KEY = UK, SMSEND_ACCESS_TOKEN = TOK,
+                    SMSEND_BASE_URL = "http://127.0.0.1:" .. util.closed_port() .. "/" })
+      assert.equal(2, code)
+      _, code = cli("request-pin " .. RCPT, { SMSEND_USER_KEY = UK, SMSEND_ACCESS_TOKEN = "WRONG", SMSEND_BASE_URL = sb.base_url })
+      assert.equal(1, code)
+      local out
+      out, code = cli("--help", {})
+      assert.equal(0, code)
+      assert.matches("usage: smsend", out)
+    end)
+  end)
+end)
