@@ -46,6 +46,9 @@ void result_clear(struct smsend_result *r)
     buf_init(&r->body, 0);
 }
 
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 0)))
+#endif
 static void vset(struct smsend_result *r, smsend_error e, const char *fmt, va_list ap)
 {
     r->error = e;
