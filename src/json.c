@@ -353,9 +353,9 @@ static int read_container(struct reader *r, int is_object, struct json_status *t
             r->p++;
             skip_ws(r);
             if (top && r->p < r->end && *r->p == '"' && strcmp(name, "status") == 0) {
-                if (read_string(r, top->status, sizeof top->status, NULL))
+                if (read_string(r, top->status, sizeof top->status, &nul))
                     return -1;
-                top->has_status = 1;
+                top->has_status = !nul; /* "OK\u0000junk" is not "OK" */
             } else if (top && r->p < r->end && *r->p == '"' && strcmp(name, "error") == 0) {
                 if (read_string(r, top->error, sizeof top->error, NULL))
                     return -1;
@@ -364,7 +364,8 @@ static int read_container(struct reader *r, int is_object, struct json_status *t
                        (*r->p == '-' || (*r->p >= '0' && *r->p <= '9'))) {
                 if (read_number(r, &top->tries))
                     return -1;
-                top->has_tries = 1;
+                /* only a plausible count: no infinity from 1e999, no negatives */
+                top->has_tries = top->tries >= 0 && top->tries <= 1e6;
             } else if (read_value(r)) {
                 return -1;
             }
