@@ -34,6 +34,7 @@ external_dependencies = {
 build = {
    type = "builtin",
    modules = {
+      ["smsend.resty"] = "lua/smsend/resty.lua",
       smsend = {
          sources = {
             "src/answer.c", "src/buf.c", "src/client.c", "src/cooldown.c", "src/fields.c", "src/hash.c",

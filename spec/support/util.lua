@@ -38,7 +38,9 @@ M.interpreter = interpreter
 function M.run_lua(code, env, stdin)
   local file = os.tmpname()
   local f = assert(io.open(file, "w"))
-  f:write('package.cpath = (os.getenv("SMSEND_CPATH") or "") .. ";" .. package.cpath\n', code)
+  -- the module from the build under test, and the repo's Lua helpers (lua/smsend/*.lua)
+  f:write('package.cpath = (os.getenv("SMSEND_CPATH") or "") .. ";" .. package.cpath\n',
+          'package.path = "./lua/?.lua;" .. package.path\n', code)
   f:close()
   local prefix = "env"
   for k, v in pairs(env or {}) do prefix = prefix .. " " .. k .. "=" .. sh_quote(v) end
