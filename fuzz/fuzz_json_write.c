@@ -69,7 +69,11 @@ static void round_trip(const uint8_t *data, size_t size)
     FUZZ_ASSERT(json_put_string(&b, in, size) == 0);
     FUZZ_ASSERT(buf_putc(&b, '}') == 0);
     FUZZ_ASSERT(json_read_status(b.data, b.len, &js) == 0);
-    FUZZ_ASSERT(js.has_status && memcmp(js.status, data, want) == 0 && js.status[want] == 0);
+    /* a status holding a NUL is not captured at all (it could pass for "OK" as a C string) */
+    if (memchr(in, 0, size))
+        FUZZ_ASSERT(!js.has_status);
+    else
+        FUZZ_ASSERT(js.has_status && memcmp(js.status, data, want) == 0 && js.status[want] == 0);
     buf_free(&b);
 
     /* a capped buffer with room for the worst case (every byte as \u00XX) takes it whole */

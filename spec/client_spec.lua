@@ -74,6 +74,10 @@ describe("smsend (request_pin)", function()
         { user_key = UK, access_token = TOK, timout = 5 },                   -- typo
         { user_key = UK, access_token = TOK, recipient = RCPT },             -- a request field
         { user_key = UK, access_token = 42 },
+        { user_key = UK, access_token = TOK, proxy = "http://127.0.0.1:99999" },
+        { user_key = UK, access_token = TOK, proxy = "gopher://127.0.0.1:1" },
+        { user_key = UK, access_token = TOK, proxy = "http://[::1" },
+        { user_key = UK, access_token = TOK, proxy = "http://host:1/path" },
       }
       for i, opts in ipairs(cases) do
         local c, err = smsend.new(opts)
@@ -421,6 +425,29 @@ describe("smsend (request_pin)", function()
 
     it("refuses an expired certificate", function()
       refused(sb.tls_urls.expired, { cainfo = sb.ca_file })
+    end)
+
+    it("keeps the parent's TLS connection intact when a forked child closes its copy", function()
+      if type(jit) ~= "table" then
+        pending("needs LuaJIT's FFI to fork")
+        return
+      end
+      local ffi = require "ffi"
+      pcall(ffi.cdef, "int fork(void); int waitpid(int pid, int *status, int options); void _exit(int status);")
+      local c = client{ base_url = sb.tls_urls.tls, cainfo = sb.ca_file }
+      assert.is_true(c:request_pin{ recipient = RCPT }.ok)
+      local pid = ffi.C.fork()
+      if pid == 0 then
+        c:close()          -- cleans up the inherited handle: must not touch the parent's TLS
+        ffi.C._exit(0)
+      end
+      local status = ffi.new("int[1]")
+      assert.equal(pid, ffi.C.waitpid(pid, status, 0))
+      local st = c:request_pin{ recipient = RCPT }
+      assert.is_true(st.ok, st.message)
+      local reqs = gateway_requests()
+      assert.equal(2, #reqs)
+      assert.equal(reqs[1].connection, reqs[2].connection)
     end)
 
     it("refuses plain HTTP on the TLS port", function()

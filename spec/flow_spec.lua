@@ -227,6 +227,15 @@ describe("the 2FA flow", function()
       assert.equal("login 2fa/request 2fa/request login 2fa/request", paths())
     end)
 
+    it("bounds the whole call with timeout, login included", function()
+      -- each exchange takes 0.3 s: the login fits in 0.5 s, the PIN call only gets what is left
+      local c = login_client{ base_url = sb.url_for("slow-300"), timeout = 0.5 }
+      local st = c:request_pin{ recipient = RCPT }
+      assert.equal("timeout", st.error, st.message)
+      assert.is_true(st.elapsed < 0.8, tostring(st.elapsed))
+      assert.equal("login 2fa/request", paths())
+    end)
+
     it("starts from a given session key and renews it when it is stale", function()
       local c = assert(smsend.new{ user_key = UK, session_key = "STALE", username = USER, password = PASS,
                                    base_url = sb.base_url })

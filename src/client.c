@@ -25,7 +25,11 @@ struct smsend_client {
     struct buf body;    /* JSON request body, reused between calls */
     struct buf scratch; /* the login URL (holds the password): wiped after each use */
     struct cooldown cooldown;
-    const struct secret *secrets[4];
+    double timeout;   /* seconds, for the whole call */
+    double deadline;  /* of the call in progress (monotonic seconds) */
+    int exchanges;    /* HTTP exchanges made by the call in progress */
+    const struct secret *secrets[5];
+    struct secret proxy; /* the proxy URL may hold a proxy password: kept out of messages */
 };
 
 static double now_seconds(void)
@@ -172,6 +176,61 @@ static const char *check_path(const char *p, size_t n)
     return NULL;
 }
 
+/* [scheme://][user[:password]@]host[:port][/]: libcurl's proxy syntax, checked here so that a
+ * malformed proxy is a configuration error, not a misleading network error later. */
+static const char *check_proxy(const char *p, size_t n)
+{
+    static const char *const schemes[] = {"http://", "https://", "socks4://", "socks4a://", "socks5://", "socks5h://"};
+    size_t i, start = 0, end, host_end;
+    const char *sep;
+    if (n == 0 || n > 2000)
+        return "proxy must be a URL of at most 2000 characters";
+    for (i = 0; i < n; i++)
+        if ((unsigned char)p[i] <= 0x20 || p[i] == 0x7f)
+            return "proxy must not contain spaces or control characters";
+    if ((sep = memmem(p, n, "://", 3)) != NULL) {
+        for (i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
+            if ((size_t)(sep + 3 - p) == strlen(schemes[i]) && strncasecmp(p, schemes[i], strlen(schemes[i])) == 0)
+                start = strlen(schemes[i]);
+        if (!start)
+            return "proxy scheme must be http, https, socks4, socks4a, socks5 or socks5h";
+    }
+    for (end = start; end < n && p[end] != '/'; end++)
+        ;
+    if (end < n && end + 1 != n)
+        return "proxy must not have a path";
+    for (i = end; i > start; i--) /* user-info ends at the last '@' */
+        if (p[i - 1] == '@') {
+            start = i;
+            break;
+        }
+    if (start < end && p[start] == '[') {
+        for (host_end = start; host_end < end && p[host_end] != ']'; host_end++)
+            ;
+        if (host_end == end)
+            return "proxy has an unterminated [IPv6] host";
+        host_end++;
+    } else {
+        for (host_end = start; host_end < end && p[host_end] != ':'; host_end++)
+            ;
+    }
+    if (host_end == start)
+        return "proxy has no host";
+    if (host_end < end) {
+        long port = 0;
+        size_t k;
+        if (p[host_end] != ':' || host_end + 1 == end)
+            return "proxy has a malformed port";
+        for (k = host_end + 1; k < end; k++) {
+            if (p[k] < '0' || p[k] > '9' || (port = port * 10 + (p[k] - '0')) > 65535)
+                return "proxy has a malformed port";
+        }
+        if (port == 0)
+            return "proxy has a malformed port";
+    }
+    return NULL;
+}
+
 static const char *check_plain(const char *p, size_t n, int allow_ctl)
 {
     size_t i;
@@ -259,8 +318,8 @@ static int check_config(const struct client_config *cfg, char *err, size_t errle
         FAIL("cainfo", "cainfo %s", why);
     if (cfg->capath.p && (why = check_plain(cfg->capath.p, cfg->capath.n, 0)))
         FAIL("capath", "capath %s", why);
-    if (cfg->proxy.p && (why = check_plain(cfg->proxy.p, cfg->proxy.n, 0)))
-        FAIL("proxy", "proxy %s", why);
+    if (cfg->proxy.p && (why = check_proxy(cfg->proxy.p, cfg->proxy.n)))
+        FAIL("proxy", "%s", why);
     if (cfg->user_agent.p && (why = check_plain(cfg->user_agent.p, cfg->user_agent.n, 0)))
         FAIL("user_agent", "user_agent %s", why);
     return 0;
@@ -315,12 +374,15 @@ struct smsend_client *client_create(const struct client_config *cfg, char *err, 
         goto oom;
     if (set_secret(&c->user_key, &cfg->user_key) ||
         set_secret(&c->key, cfg->access_token.p ? &cfg->access_token : &cfg->session_key) ||
-        set_secret(&c->username, &cfg->username) || set_secret(&c->password, &cfg->password))
+        set_secret(&c->username, &cfg->username) || set_secret(&c->password, &cfg->password) ||
+        set_secret(&c->proxy, &cfg->proxy))
         goto oom;
     c->secrets[0] = &c->user_key;
     c->secrets[1] = &c->key;
     c->secrets[2] = &c->username;
     c->secrets[3] = &c->password;
+    c->secrets[4] = &c->proxy;
+    c->timeout = cfg->timeout;
 
     {
         const char *cv = http_curl_version();
@@ -379,6 +441,7 @@ void client_destroy(struct smsend_client *c)
     secret_clear(&c->key);
     secret_clear(&c->username);
     secret_clear(&c->password);
+    secret_clear(&c->proxy);
     buf_wipe_free(&c->body);
     buf_wipe_free(&c->scratch);
     cooldown_free(&c->cooldown);
@@ -429,7 +492,7 @@ static void scrubbed_detail(const struct smsend_client *c, const struct buf *bod
             if (out[i] == '\n' || out[i] == '\r' || out[i] == '\t')
                 out[i] = ' ';
     }
-    if (secret_found_in(c->secrets, 4, out, strlen(out)))
+    if (secret_found_in(c->secrets, 5, out, strlen(out)))
         out[0] = 0;
 }
 
@@ -456,6 +519,32 @@ static void map_status(struct smsend_client *c, struct smsend_result *r)
         r->retry_after = http_retry_after(&c->http);
 }
 
+/* Starts the bookkeeping of one public call: timeout bounds the whole call, logins included. */
+static double begin_call(struct smsend_client *c)
+{
+    double t0 = now_seconds();
+    c->deadline = t0 + c->timeout;
+    c->exchanges = 0;
+    return t0;
+}
+
+/* One HTTP exchange within the call. The first uses the configured timeout as it stands in the
+ * handle (nothing to set); later ones (after a login) get only what is left of the call's time. */
+static int exchange(struct smsend_client *c, struct http_call *call, struct smsend_result *r)
+{
+    call->timeout_ms = 0;
+    if (c->exchanges++ > 0) {
+        double left = c->deadline - now_seconds();
+        if (left < 0.001) {
+            result_fail(r, SMSEND_E_TIMEOUT, "the call's timeout passed before this step could start");
+            r->retryable = 1; /* the step that could send an SMS never started */
+            return -1;
+        }
+        call->timeout_ms = (long)ceil(left * 1000.0);
+    }
+    return http_perform(&c->http, call, r);
+}
+
 static int do_login(struct smsend_client *c, struct smsend_result *r)
 {
     struct http_call call;
@@ -477,8 +566,8 @@ static int do_login(struct smsend_client *c, struct smsend_result *r)
     call.url = c->scratch.data;
     call.url_is_scratch = 1;
     call.secrets = c->secrets;
-    call.nsecrets = 4;
-    rc = http_perform(&c->http, &call, r);
+    call.nsecrets = 5;
+    rc = exchange(c, &call, r);
     secure_wipe(c->scratch.data, c->scratch.size);
     buf_reset(&c->scratch);
     if (rc) {
@@ -512,7 +601,7 @@ static int do_login(struct smsend_client *c, struct smsend_result *r)
 
 /* One authenticated exchange, logging in first when needed and once more after a 401 when a
  * session could have expired. Returns 0 when an HTTP answer is in r, -1 when r holds a failure. */
-static int call_authed(struct smsend_client *c, const struct http_call *call, struct smsend_result *r)
+static int call_authed(struct smsend_client *c, struct http_call *call, struct smsend_result *r)
 {
     int fresh = 0;
     if (!have_keys(c)) {
@@ -525,7 +614,7 @@ static int call_authed(struct smsend_client *c, const struct http_call *call, st
         fresh = 1;
         result_clear(r);
     }
-    if (http_perform(&c->http, call, r))
+    if (exchange(c, call, r))
         return -1;
     if (r->status == 401 && c->can_login && !fresh) {
         /* A 401 means the gateway refused the call, so nothing was sent: safe to repeat once. */
@@ -534,7 +623,7 @@ static int call_authed(struct smsend_client *c, const struct http_call *call, st
         if (do_login(c, r))
             return -1;
         result_clear(r);
-        if (http_perform(&c->http, call, r))
+        if (exchange(c, call, r))
             return -1;
     }
     return 0;
@@ -547,7 +636,7 @@ static void init_call(struct smsend_client *c, struct http_call *call, enum http
     call->url = url;
     call->with_auth = 1;
     call->secrets = c->secrets;
-    call->nsecrets = 4;
+    call->nsecrets = 5;
 }
 
 static int build_request_body(struct smsend_client *c, const struct pin_request *q)
@@ -567,7 +656,7 @@ static int build_request_body(struct smsend_client *c, const struct pin_request 
 
 void client_request_pin(struct smsend_client *c, const struct pin_request *q, struct smsend_result *r)
 {
-    double t0 = now_seconds(), left;
+    double t0 = begin_call(c), left;
     struct http_call call;
     struct json_status js;
     result_clear(r);
@@ -619,7 +708,7 @@ static int build_verify_body(struct smsend_client *c, const struct pin_verify *q
 
 void client_verify_pin(struct smsend_client *c, const struct pin_verify *q, struct smsend_result *r)
 {
-    double t0 = now_seconds();
+    double t0 = begin_call(c);
     struct http_call call;
     struct json_status js;
     result_clear(r);
@@ -655,7 +744,7 @@ done:
 
 void client_login(struct smsend_client *c, struct smsend_result *r)
 {
-    double t0 = now_seconds();
+    double t0 = begin_call(c);
     result_clear(r);
     if (!c->can_login) {
         result_fail(r, SMSEND_E_INVALID_REQUEST, "login needs username and password");
@@ -668,7 +757,7 @@ void client_login(struct smsend_client *c, struct smsend_result *r)
 
 void client_check_session(struct smsend_client *c, struct smsend_result *r)
 {
-    double t0 = now_seconds();
+    double t0 = begin_call(c);
     struct http_call call;
     result_clear(r);
     if (!have_keys(c)) {
@@ -677,7 +766,7 @@ void client_check_session(struct smsend_client *c, struct smsend_result *r)
         goto done;
     }
     init_call(c, &call, HTTP_GET, c->url_check);
-    if (http_perform(&c->http, &call, r) == 0) {
+    if (exchange(c, &call, r) == 0) {
         int valid = answer_bool(r->body.data, r->body.len);
         if (r->status == 401) {
             r->valid = 0;

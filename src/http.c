@@ -1,11 +1,14 @@
 /* http.c — libcurl transport for the gateway calls (see http.h).
  * Options are set once per handle; a call only touches what differs from the previous call. */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include "http.h"
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -67,6 +70,46 @@ static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int c
 }
 #endif
 
+/* libcurl opens and closes its sockets through these two, so the handle knows its sockets:
+ * after fork() the child must not shut down TLS on a socket the parent still uses. */
+static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct http_conn *h = ud;
+    curl_socket_t s;
+    (void)purpose;
+    s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (s != CURL_SOCKET_BAD && h->nsocks < HTTP_MAX_SOCKETS)
+        h->socks[h->nsocks++] = (int)s;
+    return s;
+}
+
+static int on_close_socket(void *ud, curl_socket_t s)
+{
+    struct http_conn *h = ud;
+    int i;
+    for (i = 0; i < h->nsocks; i++) {
+        if (h->socks[i] == (int)s) {
+            h->socks[i] = h->socks[--h->nsocks];
+            break;
+        }
+    }
+    return close((int)s);
+}
+
+/* In a forked child: point every inherited socket at /dev/null, so that cleaning up the
+ * inherited handle (TLS close_notify, reads) cannot touch the parent's connection. */
+static void detach_inherited(struct http_conn *h)
+{
+    int i, devnull;
+    if (h->fork_generation == fork_generation || !h->nsocks)
+        return;
+    devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    for (i = 0; i < h->nsocks && devnull >= 0; i++)
+        dup2(devnull, h->socks[i]);
+    if (devnull >= 0)
+        close(devnull);
+}
+
 static char *dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
@@ -101,6 +144,11 @@ static CURLcode configure(struct http_conn *h)
     SET(CURLOPT_WRITEDATA, h);
     SET(CURLOPT_ERRORBUFFER, h->errbuf);
     SET(CURLOPT_TIMEOUT_MS, h->opts.timeout_ms);
+    h->cur_timeout_ms = h->opts.timeout_ms;
+    SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    SET(CURLOPT_OPENSOCKETDATA, h);
+    SET(CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    SET(CURLOPT_CLOSESOCKETDATA, h);
     SET(CURLOPT_CONNECTTIMEOUT_MS, h->opts.connect_timeout_ms);
     SET(CURLOPT_FOLLOWLOCATION, 0L);
     SET(CURLOPT_SSL_VERIFYPEER, 1L);
@@ -163,6 +211,7 @@ int http_open(struct http_conn *h, const struct http_options *o, char *err, size
 
 void http_close(struct http_conn *h)
 {
+    detach_inherited(h);
     if (h->easy)
         curl_easy_cleanup(h->easy);
     h->easy = NULL;
@@ -220,7 +269,9 @@ static int refresh_after_fork(struct http_conn *h)
     fresh = curl_easy_init();
     if (!fresh)
         return -1;
+    detach_inherited(h);
     curl_easy_cleanup(h->easy);
+    h->nsocks = 0;
     h->easy = fresh;
     h->cur_headers = NULL;
     h->cur_url = NULL;
@@ -336,6 +387,13 @@ int http_perform(struct http_conn *h, const struct http_call *call, struct smsen
         c = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
         h->cur_method = HTTP_GET;
     }
+    {
+        long want = call->timeout_ms > 0 ? call->timeout_ms : h->opts.timeout_ms;
+        if (c == CURLE_OK && want != h->cur_timeout_ms) {
+            c = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, want);
+            h->cur_timeout_ms = want;
+        }
+    }
     headers = call->with_auth ? h->auth_headers : h->plain_headers;
     if (c == CURLE_OK && headers != h->cur_headers) {
         c = curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
@@ -376,9 +434,12 @@ double http_retry_after(struct http_conn *h)
     v = hdr->value;
     while (*v == ' ' || *v == '\t')
         v++;
-    if (*v >= '0' && *v <= '9') {
-        secs = strtod(v, &end);
-        return secs >= 0 ? secs : -1;
+    if (*v >= '0' && *v <= '9') { /* delta-seconds; parsed by hand: strtod follows the locale */
+        secs = 0;
+        for (end = (char *)v; *end >= '0' && *end <= '9'; end++)
+            if (secs < 1e9)
+                secs = secs * 10 + (*end - '0');
+        return secs;
     }
     {
         time_t when = curl_getdate(v, NULL);

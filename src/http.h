@@ -10,6 +10,7 @@
 #include "secret.h"
 
 #define HTTP_BODY_CAP (64 * 1024)
+#define HTTP_MAX_SOCKETS 8 /* sockets a handle can hold open at once that we keep track of */
 
 enum http_method { HTTP_NONE = 0, HTTP_GET, HTTP_POST };
 
@@ -32,6 +33,9 @@ struct http_conn {
     struct buf resp;
     unsigned fork_generation;         /* process the connection belongs to */
     struct http_options opts;         /* owned copies of the strings */
+    long cur_timeout_ms;              /* CURLOPT_TIMEOUT_MS as set now */
+    int socks[HTTP_MAX_SOCKETS];      /* sockets opened by this handle, for fork() hygiene */
+    int nsocks;
     int prereq_calls;                 /* times libcurl was about to send in this perform */
     int no_resend;                    /* refuse libcurl's silent retry on a reused connection */
     char errbuf[CURL_ERROR_SIZE];
@@ -55,6 +59,7 @@ struct http_call {
     int url_is_scratch;     /* URL text changes between calls at the same address */
     int with_auth;          /* send the credential headers */
     int no_resend;          /* the request must never be sent twice */
+    long timeout_ms;        /* 0: the configured timeout; else what is left of the call's */
     const char *body;
     size_t body_len;
     const struct secret *const *secrets; /* kept out of messages */

@@ -1,5 +1,6 @@
 /* json.c — JSON writer, UTF-8 validator and the strict reader for gateway answers.
  * Everything here reads untrusted bytes with explicit lengths; it is fuzzed by fuzz/. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,10 +271,47 @@ static int read_string(struct reader *r, char *out, size_t cap, int *has_nul)
     return -1;
 }
 
+/* The value of a number already checked against JSON's grammar. By hand because strtod follows
+ * the process locale, which any Lua state (os.setlocale) may change under every thread. Exact
+ * for the small integers the gateway sends; close enough for anything else. */
+static double decimal_value(const unsigned char *p, const unsigned char *end)
+{
+    double v = 0;
+    long exp10 = 0, e = 0;
+    int neg = 0, eneg = 0;
+    if (p < end && *p == '-') {
+        neg = 1;
+        p++;
+    }
+    for (; p < end && *p >= '0' && *p <= '9'; p++) {
+        if (v < 1e300)
+            v = v * 10 + (*p - '0');
+        else
+            exp10++;
+    }
+    if (p < end && *p == '.')
+        for (p++; p < end && *p >= '0' && *p <= '9'; p++)
+            if (v < 1e300) {
+                v = v * 10 + (*p - '0');
+                exp10--;
+            }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            eneg = *p++ == '-';
+        for (; p < end && *p >= '0' && *p <= '9'; p++)
+            if (e < 100000)
+                e = e * 10 + (*p - '0');
+    }
+    exp10 += eneg ? -e : e;
+    if (v != 0 && exp10)
+        v *= pow(10.0, (double)exp10);
+    return neg ? -v : v;
+}
+
 static int read_number(struct reader *r, double *out)
 {
     const unsigned char *start = r->p;
-    char tmp[64];
     if (r->p < r->end && *r->p == '-')
         r->p++;
     if (r->p >= r->end)
@@ -302,16 +340,8 @@ static int read_number(struct reader *r, double *out)
         while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
             r->p++;
     }
-    if (out) {
-        size_t k = (size_t)(r->p - start);
-        if (k >= sizeof tmp)
-            *out = -1; /* absurdly long numbers are valid JSON but not a tries count */
-        else {
-            memcpy(tmp, start, k);
-            tmp[k] = 0;
-            *out = strtod(tmp, NULL);
-        }
-    }
+    if (out)
+        *out = decimal_value(start, r->p);
     return 0;
 }
 

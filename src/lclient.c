@@ -193,16 +193,21 @@ int lsm_read_field(lua_State *L, int idx, enum lsm_key k, enum lsm_op op, void *
 
 void lsm_push_result(lua_State *L, const struct smsend_result *r)
 {
+    /* r->body points into the client's buffer: copy it into Lua before anything else allocates,
+     * since an allocation may run a finalizer that closes or reuses that client. */
+    int has_body = r->status > 0 && !r->body_is_secret;
+    if (has_body)
+        lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
     lua_createtable(L, 0, 8);
+    if (has_body) {
+        lua_insert(L, -2);
+        lua_setfield(L, -2, "body");
+    }
     lua_pushboolean(L, r->error == SMSEND_OK);
     lua_setfield(L, -2, "ok");
     if (r->status > 0) {
         lua_pushinteger(L, (lua_Integer)r->status);
         lua_setfield(L, -2, "status");
-        if (!r->body_is_secret) {
-            lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
-            lua_setfield(L, -2, "body");
-        }
     }
     if (r->error != SMSEND_OK) {
         lua_pushstring(L, smsend_error_name(r->error));

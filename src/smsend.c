@@ -8,6 +8,7 @@
 #define CACHE_SLOTS 8 /* distinct configurations kept alive per Lua state */
 
 struct cache {
+    int closed;         /* the Lua state is closing: cache nothing any more */
     struct hash_key k1, k2;
     unsigned long tick;
     struct buf scratch; /* serialised configuration (holds secrets): wiped after hashing */
@@ -27,6 +28,7 @@ static int cache_gc(lua_State *L)
         cc->slots[i].c = NULL;
     }
     buf_wipe_free(&cc->scratch);
+    cc->closed = 1;
     return 0;
 }
 
@@ -151,6 +153,23 @@ static int module_call(lua_State *L, enum lsm_op op)
         lua_pop(L, 1);
     }
     client_config_from_env(&cfg);
+    if (cc->closed) {
+        /* A finalizer running while the state closes: serve the call with a one-off client,
+         * so nothing is left behind in a cache that will never be collected again. */
+        char field[SMSEND_FIELD_MAX];
+        c = client_create(&cfg, err, sizeof err, field, sizeof field);
+        if (!c) {
+            result_invalid(&r, field[0] ? field : "user_key", "%s", err);
+            goto out;
+        }
+        if (op == OP_REQUEST)
+            client_request_pin(c, &q.rq, &r);
+        else
+            client_verify_pin(c, &q.vq, &r);
+        lsm_push_result(L, &r);
+        client_destroy(c);
+        return 1;
+    }
     c = cache_get(cc, &cfg, op, &q, &r);
     if (c) {
         if (op == OP_REQUEST)
