@@ -10,7 +10,7 @@ CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 LUA54_CFLAGS  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LUAJIT_CFLAGS := $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
 # Lua's own symbols come from the host program, so they stay undefined in the module.
-LDFLAGS_MOD := -shared -pthread
+LDFLAGS_MOD := -shared -pthread -lm
 
 # The binding files include lua.h; every other file in src/ is plain C.
 BIND_SRC = $(filter src/smsend.c src/lclient.c src/l%.c,$(wildcard src/*.c))
@@ -125,3 +125,101 @@ clean:
 # Targets owned by their folders.
 -include fuzz/fuzz.mk
 -include bench/bench.mk
+
+# ---- hardening (asan, valgrind, tsan, longrun) ----
+# make asan          the whole busted suite with the module built with AddressSanitizer + UBSan
+#                    (build/asan/smsend.so, Lua 5.4 headers), run by an ASan-built Lua 5.4 host
+#                    (build/asan/lua from spec/longrun/lua_host.c: the runtime lives in that one
+#                    process, not in nginx/sh/openssl children as LD_PRELOAD would put it);
+#                    leaks and UB are fatal, the collector is aggressive
+# make valgrind      the whole busted suite under memcheck (lua5.4 + the normal build); errors and
+#                    definitely-lost bytes are fatal, the collector is aggressive
+# make tsan          spec/longrun/threads.c (8 threads, a Lua state each, module linked in) built
+#                    with ThreadSanitizer, against the sandbox
+# make threads       the same harness built normally, under memcheck (errors and leaks fatal)
+# make longrun       LONGRUN_N (100 000) request_pin through one client: RSS growth < 1 MiB, fds flat
+# make ci-hardening  all of the above, in that order (.ci/run calls it after make check)
+# Known bugs in src/ are expected failures inside their specs (pending while present, an error
+# once fixed), so nothing is excluded. HARDENING_EXCLUDE=tag leaves specs tagged #tag out of
+# asan/valgrind, and the run names them.
+HARDENING_EXCLUDE ?=
+HARD_SPEC      ?= spec
+HARD_GC         = LUA_INIT_5_4=@$(CURDIR)/spec/longrun/aggressive_gc.lua
+HARD_EXCL_FLAG  = $(if $(strip $(HARDENING_EXCLUDE)),--exclude-tags=$(HARDENING_EXCLUDE))
+HARD_NOTE       = $(if $(strip $(HARDENING_EXCLUDE)),@echo "== note: specs tagged '$(HARDENING_EXCLUDE)' are excluded from this run:"; \
+                  grep -rn '#$(HARDENING_EXCLUDE)' spec --include='*_spec.lua' | sed 's/^/   /' || true)
+ASAN_DIR        = $(BUILD)/asan
+ASAN_SO         = $(ASAN_DIR)/smsend.so
+ASAN_LUA        = $(ASAN_DIR)/lua
+SAN_CFLAGS      = -O1 -g -fno-omit-frame-pointer
+ASAN_FLAGS      = -fsanitize=address,undefined -fno-sanitize-recover=undefined $(SAN_CFLAGS)
+ASAN_ENV        = ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1 \
+                  LSAN_OPTIONS=suppressions=$(CURDIR)/spec/longrun/lsan.supp:print_suppressions=0 \
+                  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+VALGRIND_FLAGS ?= --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+                  --show-leak-kinds=definite --trace-children=no --keep-debuginfo=yes --num-callers=30 \
+                  --suppressions=$(CURDIR)/spec/longrun/valgrind.supp
+THREADS_N      ?= 8
+THREADS_ITER   ?= 300
+THREADS_SRC     = spec/longrun/threads.c
+THREADS_BIN     = $(BUILD)/threads/threads
+TSAN_BIN        = $(BUILD)/tsan/threads
+TSAN_ENV        = TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1:suppressions=$(CURDIR)/spec/longrun/tsan.supp
+WITH_SANDBOX    = $(LUA54) spec/longrun/with_sandbox.lua
+LONGRUN_N      ?= 100000
+LONGRUN_WARMUP ?= 5000
+
+.PHONY: asan asan-build valgrind tsan threads longrun ci-hardening
+
+$(ASAN_SO): $(CORE_SRC) $(BIND_SRC) $(HEADERS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(ASAN_FLAGS) $(CURL_CFLAGS) $(LUA54_CFLAGS) -o $@ $(CORE_SRC) $(BIND_SRC) $(LDFLAGS_MOD) $(LDFLAGS) $(CURL_LIBS)
+
+$(ASAN_LUA): spec/longrun/lua_host.c Makefile
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -Wall -Wextra -Werror $(ASAN_FLAGS) $(LUA54_CFLAGS) -o $@ spec/longrun/lua_host.c -llua5.4
+
+asan-build: $(ASAN_SO) $(ASAN_LUA)
+
+asan: deps
+	@$(MAKE) --no-print-directory asan-build
+	$(HARD_NOTE)
+	$(HARD_GC) $(ASAN_ENV) SMSEND_CPATH="$(CURDIR)/$(ASAN_DIR)/?.so" \
+	    $(ASAN_LUA) $(BUSTED) -o plainTerminal $(HARD_EXCL_FLAG) $(HARD_SPEC)
+
+valgrind: deps
+	@$(MAKE) --no-print-directory $(LUA54_SO)
+	$(HARD_NOTE)
+	$(HARD_GC) SMSEND_CPATH="$(CURDIR)/$(BUILD)/lua5.4/?.so" \
+	    valgrind $(VALGRIND_FLAGS) $(LUA54) $(BUSTED) -o plainTerminal $(HARD_EXCL_FLAG) $(HARD_SPEC)
+
+$(TSAN_BIN): $(THREADS_SRC) $(CORE_SRC) $(BIND_SRC) $(HEADERS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -fsanitize=thread $(SAN_CFLAGS) $(CURL_CFLAGS) $(LUA54_CFLAGS) -Isrc -o $@ \
+	    $(THREADS_SRC) $(CORE_SRC) $(BIND_SRC) -llua5.4 $(CURL_LIBS) -lm
+
+$(THREADS_BIN): $(THREADS_SRC) $(CORE_SRC) $(BIND_SRC) $(HEADERS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CURL_CFLAGS) $(LUA54_CFLAGS) -Isrc -o $@ \
+	    $(THREADS_SRC) $(CORE_SRC) $(BIND_SRC) -llua5.4 $(CURL_LIBS) -lm
+
+tsan: deps
+	@$(MAKE) --no-print-directory $(TSAN_BIN)
+	$(TSAN_ENV) $(WITH_SANDBOX) $(TSAN_BIN) '{BASE_URL}' $(THREADS_N) $(THREADS_ITER)
+
+threads: deps
+	@$(MAKE) --no-print-directory $(THREADS_BIN)
+	$(WITH_SANDBOX) valgrind $(VALGRIND_FLAGS) $(THREADS_BIN) '{BASE_URL}' $(THREADS_N) $(THREADS_ITER)
+
+longrun: deps
+	@$(MAKE) --no-print-directory $(LUA54_SO)
+	SMSEND_CPATH="$(CURDIR)/$(BUILD)/lua5.4/?.so" $(LUA54) spec/longrun/longrun.lua $(LONGRUN_N) $(LONGRUN_WARMUP)
+
+ci-hardening:
+	@start=$$(date +%s); \
+	for t in asan valgrind tsan threads longrun; do \
+	    echo "== hardening: $$t"; \
+	    $(MAKE) --no-print-directory $$t || { echo "hardening: $$t FAILED"; exit 1; }; \
+	done; \
+	echo "hardening: asan, valgrind, tsan, threads and longrun all clean in $$(( $$(date +%s) - start )) s"
+# ---- end hardening ----
