@@ -639,19 +639,41 @@ static void init_call(struct smsend_client *c, struct http_call *call, enum http
     call->nsecrets = 5;
 }
 
+/* Appends a literal without a length check: callers reserved the worst case up front. */
+#define PUT_LIT(o, lit) (memcpy((o), (lit), sizeof(lit) - 1), (o) + sizeof(lit) - 1)
+
+/* {"recipient":...,"senderName":...,"expiry":N,"messageBody":...}: one reservation for the
+ * worst case, then plain writes (the field checks bound every length). */
 static int build_request_body(struct smsend_client *c, const struct pin_request *q)
 {
     struct buf *b = &c->body;
+    size_t need = 64 + JSON_STRING_MAX(q->recipient.n) + JSON_INT_MAX;
+    char *o;
+    if (q->sender.p)
+        need += JSON_STRING_MAX(q->sender.n);
+    if (q->message.p)
+        need += JSON_STRING_MAX(q->message.n);
     buf_reset(b);
-    if (buf_append(b, "{\"recipient\":", 13) || json_put_string(b, q->recipient.p, q->recipient.n))
+    if (buf_reserve(b, need))
         return -1;
-    if (q->sender.p && (buf_append(b, ",\"senderName\":", 14) || json_put_string(b, q->sender.p, q->sender.n)))
-        return -1;
-    if (q->expiry > 0 && (buf_append(b, ",\"expiry\":", 10) || json_put_int(b, q->expiry)))
-        return -1;
-    if (q->message.p && (buf_append(b, ",\"messageBody\":", 15) || json_put_string(b, q->message.p, q->message.n)))
-        return -1;
-    return buf_putc(b, '}');
+    o = PUT_LIT(b->data, "{\"recipient\":");
+    o = json_write_string(o, q->recipient.p, q->recipient.n);
+    if (q->sender.p) {
+        o = PUT_LIT(o, ",\"senderName\":");
+        o = json_write_string(o, q->sender.p, q->sender.n);
+    }
+    if (q->expiry > 0) {
+        o = PUT_LIT(o, ",\"expiry\":");
+        o = json_write_int(o, q->expiry);
+    }
+    if (q->message.p) {
+        o = PUT_LIT(o, ",\"messageBody\":");
+        o = json_write_string(o, q->message.p, q->message.n);
+    }
+    *o++ = '}';
+    *o = 0;
+    b->len = (size_t)(o - b->data);
+    return 0;
 }
 
 void client_request_pin(struct smsend_client *c, const struct pin_request *q, struct smsend_result *r)
@@ -681,9 +703,10 @@ void client_request_pin(struct smsend_client *c, const struct pin_request *q, st
     if (call_authed(c, &call, r) == 0) {
         if (r->status != 200)
             map_status(c, r);
-        else if (json_read_status(r->body.data, r->body.len, &js) == 0 && js.has_status &&
-                 strcmp(js.status, "OK") == 0)
-            snprintf(r->message, sizeof r->message, "PIN sent");
+        else if (json_is_status_ok(r->body.data, r->body.len) ||
+                 (json_read_status(r->body.data, r->body.len, &js) == 0 && js.has_status &&
+                  strcmp(js.status, "OK") == 0))
+            result_message(r, "PIN sent");
         else
             result_fail(r, SMSEND_E_BAD_RESPONSE, "HTTP 200 without {\"status\":\"OK\"}");
     }
@@ -699,11 +722,18 @@ done:
 static int build_verify_body(struct smsend_client *c, const struct pin_verify *q)
 {
     struct buf *b = &c->body;
+    char *o;
     buf_reset(b);
-    if (buf_append(b, "{\"recipient\":", 13) || json_put_string(b, q->recipient.p, q->recipient.n) ||
-        buf_append(b, ",\"pin\":", 7) || json_put_string(b, q->pin.p, q->pin.n))
+    if (buf_reserve(b, 32 + JSON_STRING_MAX(q->recipient.n) + JSON_STRING_MAX(q->pin.n)))
         return -1;
-    return buf_putc(b, '}');
+    o = PUT_LIT(b->data, "{\"recipient\":");
+    o = json_write_string(o, q->recipient.p, q->recipient.n);
+    o = PUT_LIT(o, ",\"pin\":");
+    o = json_write_string(o, q->pin.p, q->pin.n);
+    *o++ = '}';
+    *o = 0;
+    b->len = (size_t)(o - b->data);
+    return 0;
 }
 
 void client_verify_pin(struct smsend_client *c, const struct pin_verify *q, struct smsend_result *r)
@@ -725,10 +755,12 @@ void client_verify_pin(struct smsend_client *c, const struct pin_verify *q, stru
     if (call_authed(c, &call, r) == 0) {
         if (r->status != 200)
             map_status(c, r);
+        else if (json_is_status_ok(r->body.data, r->body.len))
+            result_message(r, "PIN verified");
         else if (json_read_status(r->body.data, r->body.len, &js) != 0 || !js.has_status)
             result_fail(r, SMSEND_E_BAD_RESPONSE, "HTTP 200 without a JSON status");
         else if (strcmp(js.status, "OK") == 0)
-            snprintf(r->message, sizeof r->message, "PIN verified");
+            result_message(r, "PIN verified");
         else if (strcmp(js.status, "ERROR") == 0) {
             result_fail(r, SMSEND_E_WRONG_PIN, "%s", js.has_error && js.error[0] ? js.error : "wrong PIN");
             if (js.has_tries)

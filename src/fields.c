@@ -35,7 +35,10 @@ int field_check_sender(const char *p, size_t n, struct smsend_result *r)
     size_t i;
     if (n > 0 && n <= 16 && all_digits(p, n))
         return 0;
-    chars = utf8_count(p, n);
+    if (n > 44) /* 11 characters are at most 44 bytes: no need to read a long string */
+        chars = -1;
+    else
+        chars = utf8_count(p, n);
     if (n == 0 || chars < 0 || chars > 11) {
         result_invalid(r, "senderName",
                        "senderName must be 1 to 11 characters of valid UTF-8, or a number of up to 16 digits");

@@ -276,6 +276,7 @@ static int refresh_after_fork(struct http_conn *h)
     h->cur_headers = NULL;
     h->cur_url = NULL;
     h->cur_method = HTTP_NONE;
+    h->cur_body = NULL;
     h->fork_generation = fork_generation;
     return configure(h) == CURLE_OK ? 0 : -1;
 }
@@ -378,14 +379,23 @@ int http_perform(struct http_conn *h, const struct http_call *call, struct smsen
         c = curl_easy_setopt(e, CURLOPT_URL, call->url);
         h->cur_url = call->url_is_scratch ? NULL : call->url;
     }
+    /* libcurl reads POSTFIELDS at perform time, so the same buffer with new bytes needs no
+     * setopt; only a moved buffer, a new length or a switch from GET does. */
     if (c == CURLE_OK && call->method == HTTP_POST) {
-        c = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)call->body_len);
-        if (c == CURLE_OK)
+        if (h->cur_method != HTTP_POST || call->body_len != h->cur_body_len) {
+            c = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)call->body_len);
+            h->cur_body_len = call->body_len;
+            h->cur_body = NULL;
+        }
+        if (c == CURLE_OK && (h->cur_method != HTTP_POST || call->body != h->cur_body)) {
             c = curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body);
+            h->cur_body = call->body;
+        }
         h->cur_method = HTTP_POST;
     } else if (c == CURLE_OK && h->cur_method != HTTP_GET) {
         c = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
         h->cur_method = HTTP_GET;
+        h->cur_body = NULL;
     }
     {
         long want = call->timeout_ms > 0 ? call->timeout_ms : h->opts.timeout_ms;
@@ -401,6 +411,7 @@ int http_perform(struct http_conn *h, const struct http_call *call, struct smsen
     }
     if (c != CURLE_OK) {
         h->cur_url = NULL;
+        h->cur_method = HTTP_NONE;
         result_fail(r, SMSEND_E_OUT_OF_MEMORY, "could not prepare the request: %s", curl_easy_strerror(c));
         r->retryable = 1;
         return -1;

@@ -30,6 +30,8 @@ struct http_conn {
     struct curl_slist *cur_headers;   /* what the handle is set to now */
     const char *cur_url;              /* pointer last given to CURLOPT_URL */
     enum http_method cur_method;
+    const char *cur_body;             /* CURLOPT_POSTFIELDS / POSTFIELDSIZE as set now */
+    size_t cur_body_len;
     struct buf resp;
     unsigned fork_generation;         /* process the connection belongs to */
     struct http_options opts;         /* owned copies of the strings */

@@ -1,6 +1,7 @@
 /* json.c — JSON writer, UTF-8 validator and the strict reader for gateway answers.
  * Everything here reads untrusted bytes with explicit lengths; it is fuzzed by fuzz/. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,19 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
     return 0;
 }
 
+/* Word-at-a-time tests (the classic bit tricks): exact about whether any byte matches. */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+#define HAS_ZERO(v) (((v) - ONES) & ~(v) & HIGHS)
+#define HAS_LESS(v, n) (((v) - ONES * (n)) & ~(v) & HIGHS)
+
+static uint64_t load8(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8); /* one unaligned load on the usual targets */
+    return v;
+}
+
 long utf8_count(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -47,6 +61,11 @@ long utf8_count(const char *s, size_t n)
     long count = 0;
     while (i < n) {
         size_t k;
+        if (n - i >= 8 && !(load8(p + i) & HIGHS)) { /* eight ASCII bytes */
+            i += 8;
+            count += 8;
+            continue;
+        }
         if (p[i] < 0x80) { /* ASCII fast path */
             i++;
             count++;
@@ -61,18 +80,23 @@ long utf8_count(const char *s, size_t n)
     return count;
 }
 
-int json_put_string(struct buf *b, const char *s, size_t n)
+char *json_write_string(char *o, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s;
     size_t i, run = 0;
-    /* Worst case every byte becomes \u00XX: reserve once, then append without checks. */
-    if (n > ((size_t)-1 - 2) / 6 || buf_reserve(b, n * 6 + 2) != 0)
-        return -1;
-    char *o = b->data + b->len;
     *o++ = '"';
     for (i = 0; i < n; i++) {
-        unsigned c = p[i];
+        unsigned c;
+        if (n - i >= 8) { /* eight bytes that need no escape pass as a block */
+            uint64_t v = load8(p + i);
+            if (!(HAS_LESS(v, 0x20) | HAS_ZERO(v ^ (ONES * '"')) | HAS_ZERO(v ^ (ONES * '\\')))) {
+                run += 8;
+                i += 7;
+                continue;
+            }
+        }
+        c = p[i];
         if (c >= 0x20 && c != '"' && c != '\\') {
             run++;
             continue;
@@ -104,16 +128,48 @@ int json_put_string(struct buf *b, const char *s, size_t n)
         o += run;
     }
     *o++ = '"';
-    b->len = (size_t)(o - b->data);
+    return o;
+}
+
+int json_put_string(struct buf *b, const char *s, size_t n)
+{
+    /* Worst case every byte becomes \u00XX: reserve once, then write without checks. */
+    if (n > ((size_t)-1 - 2) / 6 || buf_reserve(b, JSON_STRING_MAX(n)) != 0)
+        return -1;
+    b->len = (size_t)(json_write_string(b->data + b->len, s, n) - b->data);
     b->data[b->len] = 0;
     return 0;
 }
 
+char *json_write_int(char *o, long long v)
+{
+    char tmp[JSON_INT_MAX];
+    size_t k = 0;
+    /* digits of the magnitude, computed unsigned so that LLONG_MIN works too */
+    unsigned long long m = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[k++] = (char)('0' + m % 10);
+        m /= 10;
+    } while (m);
+    if (v < 0)
+        *o++ = '-';
+    while (k)
+        *o++ = tmp[--k];
+    return o;
+}
+
 int json_put_int(struct buf *b, long long v)
 {
-    char tmp[24];
-    int k = snprintf(tmp, sizeof tmp, "%lld", v);
-    return buf_append(b, tmp, (size_t)k);
+    if (buf_reserve(b, JSON_INT_MAX) != 0)
+        return -1;
+    b->len = (size_t)(json_write_int(b->data + b->len, v) - b->data);
+    b->data[b->len] = 0;
+    return 0;
+}
+
+int json_is_status_ok(const char *p, size_t n)
+{
+    return n == 15 && memcmp(p, "{\"status\":\"OK\"}", 15) == 0;
 }
 
 /* ---- reader ---- */
@@ -386,6 +442,8 @@ static int read_container(struct reader *r, int is_object, struct json_status *t
                 if (read_string(r, top->status, sizeof top->status, &nul))
                     return -1;
                 top->has_status = !nul; /* "OK\u0000junk" is not "OK" */
+                if (nul)
+                    top->status[0] = 0;
             } else if (top && r->p < r->end && *r->p == '"' && strcmp(name, "error") == 0) {
                 if (read_string(r, top->error, sizeof top->error, NULL))
                     return -1;
@@ -396,6 +454,8 @@ static int read_container(struct reader *r, int is_object, struct json_status *t
                     return -1;
                 /* only a plausible count: no infinity from 1e999, no negatives */
                 top->has_tries = top->tries >= 0 && top->tries <= 1e6;
+                if (!top->has_tries)
+                    top->tries = 0;
             } else if (read_value(r)) {
                 return -1;
             }

@@ -15,6 +15,18 @@ long utf8_count(const char *p, size_t n);
 int json_put_string(struct buf *b, const char *p, size_t n);
 int json_put_int(struct buf *b, long long v);
 
+/* The same two writers into memory the caller has already reserved: at most
+ * JSON_STRING_MAX(n) bytes for a string of n bytes, JSON_INT_MAX for an integer.
+ * They return the end of what they wrote (nothing is NUL-terminated). */
+#define JSON_STRING_MAX(n) ((n) * 6 + 2)
+#define JSON_INT_MAX 20
+char *json_write_string(char *out, const char *p, size_t n);
+char *json_write_int(char *out, long long v);
+
+/* 1 when the answer is exactly {"status":"OK"}, the gateway's usual success: a fast path that
+ * saves running the full reader on every successful call. */
+int json_is_status_ok(const char *p, size_t n);
+
 #define JSON_TEXT_MAX 200
 
 /* What the gateway's status answers carry; strings are decoded and truncated to fit. */

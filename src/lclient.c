@@ -191,6 +191,21 @@ int lsm_read_field(lua_State *L, int idx, enum lsm_key k, enum lsm_op op, void *
 
 /* ---- status tables ---- */
 
+void lsm_push_keys(lua_State *L)
+{
+    static const char *const names[LSM_NKEYS] = {
+        [RK_BODY] = "body", [RK_OK] = "ok", [RK_STATUS] = "status", [RK_ERROR] = "error",
+        [RK_MESSAGE] = "message", [RK_FIELD] = "field", [RK_RETRYABLE] = "retryable",
+        [RK_ELAPSED] = "elapsed", [RK_RETRY_AFTER] = "retry_after",
+        [RK_TRIES_REMAINING] = "tries_remaining", [RK_VALID] = "valid",
+    };
+    int i;
+    for (i = 0; i < LSM_NKEYS; i++)
+        lua_pushstring(L, names[i]);
+}
+
+#define PUSH_KEY(k) lua_pushvalue(L, lua_upvalueindex(2 + (k)))
+
 void lsm_push_result(lua_State *L, const struct smsend_result *r)
 {
     /* r->body points into the client's buffer: copy it into Lua before anything else allocates,
@@ -201,50 +216,71 @@ void lsm_push_result(lua_State *L, const struct smsend_result *r)
     lua_createtable(L, 0, 8);
     if (has_body) {
         lua_insert(L, -2);
-        lua_setfield(L, -2, "body");
+        PUSH_KEY(RK_BODY);
+        lua_insert(L, -2);
+        lua_rawset(L, -3);
     }
+    PUSH_KEY(RK_OK);
     lua_pushboolean(L, r->error == SMSEND_OK);
-    lua_setfield(L, -2, "ok");
+    lua_rawset(L, -3);
     if (r->status > 0) {
+        PUSH_KEY(RK_STATUS);
         lua_pushinteger(L, (lua_Integer)r->status);
-        lua_setfield(L, -2, "status");
+        lua_rawset(L, -3);
     }
     if (r->error != SMSEND_OK) {
+        PUSH_KEY(RK_ERROR);
         lua_pushstring(L, smsend_error_name(r->error));
-        lua_setfield(L, -2, "error");
+        lua_rawset(L, -3);
     }
+    PUSH_KEY(RK_MESSAGE);
     lua_pushstring(L, r->message);
-    lua_setfield(L, -2, "message");
+    lua_rawset(L, -3);
     if (r->field[0]) {
+        PUSH_KEY(RK_FIELD);
         lua_pushstring(L, r->field);
-        lua_setfield(L, -2, "field");
+        lua_rawset(L, -3);
     }
+    PUSH_KEY(RK_RETRYABLE);
     lua_pushboolean(L, r->retryable);
-    lua_setfield(L, -2, "retryable");
+    lua_rawset(L, -3);
+    PUSH_KEY(RK_ELAPSED);
     lua_pushnumber(L, r->elapsed);
-    lua_setfield(L, -2, "elapsed");
+    lua_rawset(L, -3);
     if (r->retry_after >= 0) {
+        PUSH_KEY(RK_RETRY_AFTER);
         lua_pushnumber(L, r->retry_after);
-        lua_setfield(L, -2, "retry_after");
+        lua_rawset(L, -3);
     }
     if (r->tries_remaining >= 0) {
+        PUSH_KEY(RK_TRIES_REMAINING);
         if (r->tries_remaining == floor(r->tries_remaining) && r->tries_remaining < 1e15)
             lua_pushinteger(L, (lua_Integer)r->tries_remaining);
         else
             lua_pushnumber(L, r->tries_remaining);
-        lua_setfield(L, -2, "tries_remaining");
+        lua_rawset(L, -3);
     }
     if (r->valid >= 0) {
+        PUSH_KEY(RK_VALID);
         lua_pushboolean(L, r->valid);
-        lua_setfield(L, -2, "valid");
+        lua_rawset(L, -3);
     }
 }
 
 /* ---- the client userdata ---- */
 
+/* The methods carry the metatable as their upvalue: comparing with it is the type check
+ * luaL_checkudata makes, without looking the name up in the registry on every call. */
 static struct smsend_client *check_open(lua_State *L)
 {
-    struct lclient *u = luaL_checkudata(L, 1, LSMSEND_CLIENT_MT);
+    struct lclient *u = lua_touserdata(L, 1);
+    int ok = 0;
+    if (u && lua_getmetatable(L, 1)) {
+        ok = lua_rawequal(L, -1, lua_upvalueindex(1));
+        lua_pop(L, 1);
+    }
+    if (!ok)
+        u = luaL_checkudata(L, 1, LSMSEND_CLIENT_MT); /* raises the usual message */
     if (!u->c)
         luaL_error(L, "attempt to use a closed smsend.client");
     return u->c;
@@ -408,7 +444,9 @@ void lsm_client_register(lua_State *L)
     if (luaL_newmetatable(L, LSMSEND_CLIENT_MT)) {
         luaL_setfuncs(L, meta, 0);
         lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
+        lua_pushvalue(L, -2);
+        lsm_push_keys(L);
+        luaL_setfuncs(L, methods, 1 + LSM_NKEYS); /* upvalue 1: the metatable, for check_open */
         lua_setfield(L, -2, "__index");
         lua_pushliteral(L, "smsend.client");
         lua_setfield(L, -2, "__name");

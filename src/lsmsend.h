@@ -36,7 +36,16 @@ int lsm_read_field(lua_State *L, int idx, enum lsm_key k, enum lsm_op op, void *
 /* invalid_request for an unknown key at idx. */
 void lsm_unknown_key(lua_State *L, int idx, struct smsend_result *r);
 
-/* Pushes the status table for r. */
+/* Every function that returns status tables carries the table's key strings as upvalues
+ * 2 .. 1+LSM_NKEYS (upvalue 1 is its own: the client metatable or the module cache), so that
+ * building a table sets interned keys with lua_rawset instead of looking names up each time. */
+enum lsm_result_key {
+    RK_BODY, RK_OK, RK_STATUS, RK_ERROR, RK_MESSAGE, RK_FIELD, RK_RETRYABLE, RK_ELAPSED,
+    RK_RETRY_AFTER, RK_TRIES_REMAINING, RK_VALID, LSM_NKEYS
+};
+void lsm_push_keys(lua_State *L);
+
+/* Pushes the status table for r (only from a function carrying the key upvalues). */
 void lsm_push_result(lua_State *L, const struct smsend_result *r);
 
 /* Registers the smsend.client metatable and pushes the smsend.new function's needs. */

@@ -63,6 +63,15 @@ void result_fail(struct smsend_result *r, smsend_error e, const char *fmt, ...)
     va_end(ap);
 }
 
+void result_message(struct smsend_result *r, const char *text)
+{
+    size_t n = strlen(text);
+    if (n >= sizeof r->message)
+        n = sizeof r->message - 1;
+    memcpy(r->message, text, n);
+    r->message[n] = 0;
+}
+
 void result_invalid(struct smsend_result *r, const char *field, const char *fmt, ...)
 {
     va_list ap;

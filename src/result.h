@@ -58,6 +58,9 @@ void result_fail(struct smsend_result *r, smsend_error e, const char *fmt, ...)
 #endif
     ;
 
+/* Sets a constant message on success (no formatting on the hot path). */
+void result_message(struct smsend_result *r, const char *text);
+
 /* invalid_request naming the offending field. */
 void result_invalid(struct smsend_result *r, const char *field, const char *fmt, ...)
 #if defined(__GNUC__)

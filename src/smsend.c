@@ -1,69 +1,100 @@
 /* smsend.c — luaopen_smsend: the module table, smsend.new, and the module-level request_pin /
- * verify_pin with their per-Lua-state client cache (keyed by a keyed hash, never by secrets). */
+ * verify_pin with their per-Lua-state client cache (configurations compared in C memory). */
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
-#include "hash.h"
 #include "lsmsend.h"
 
 #define CACHE_MT "smsend.cache"
 #define CACHE_SLOTS 8 /* distinct configurations kept alive per Lua state */
 
-struct cache {
-    int closed;         /* the Lua state is closing: cache nothing any more */
-    struct hash_key k1, k2;
-    unsigned long tick;
-    struct buf scratch; /* serialised configuration (holds secrets): wiped after hashing */
-    struct cache_slot {
-        uint64_t h1, h2;
-        unsigned long used;
-        struct smsend_client *c;
-    } slots[CACHE_SLOTS];
+/* The string options of a configuration, in a fixed order. */
+static const size_t cfg_strings[] = {
+    offsetof(struct client_config, base_url),   offsetof(struct client_config, user_key),
+    offsetof(struct client_config, access_token), offsetof(struct client_config, session_key),
+    offsetof(struct client_config, username),   offsetof(struct client_config, password),
+    offsetof(struct client_config, cainfo),     offsetof(struct client_config, capath),
+    offsetof(struct client_config, proxy),      offsetof(struct client_config, user_agent),
+    offsetof(struct client_config, login_path), offsetof(struct client_config, token_path),
 };
+#define CFG_NSTR (sizeof cfg_strings / sizeof cfg_strings[0])
+#define CFG_STR(cfg, i) ((const struct field_str *)((const char *)(cfg) + cfg_strings[i]))
+
+/* A cached client and a private copy of the configuration it was made from. The copy holds
+ * secrets, so it lives in C memory and is wiped when the slot is emptied; the lookup compares
+ * configurations byte for byte, so two different ones can never share a client. */
+struct cache_slot {
+    struct smsend_client *c;
+    unsigned long used;
+    struct client_config cfg; /* strings point into blob */
+    char *blob;
+    size_t blob_size;
+};
+
+struct cache {
+    int closed; /* the Lua state is closing: cache nothing any more */
+    unsigned long tick;
+    int last;   /* slot of the last hit: checked first */
+    struct cache_slot slots[CACHE_SLOTS];
+};
+
+static void slot_empty(struct cache_slot *s)
+{
+    client_destroy(s->c);
+    s->c = NULL;
+    if (s->blob) {
+        secure_wipe(s->blob, s->blob_size);
+        free(s->blob);
+    }
+    s->blob = NULL;
+    s->blob_size = 0;
+}
+
+static int slot_keep_config(struct cache_slot *s, const struct client_config *cfg)
+{
+    size_t i, size = 1;
+    char *o;
+    for (i = 0; i < CFG_NSTR; i++)
+        size += CFG_STR(cfg, i)->n;
+    if (!(s->blob = malloc(size)))
+        return -1;
+    s->blob_size = size;
+    s->cfg = *cfg;
+    o = s->blob;
+    for (i = 0; i < CFG_NSTR; i++) {
+        const struct field_str *f = CFG_STR(cfg, i);
+        struct field_str *mine = (struct field_str *)((char *)&s->cfg + cfg_strings[i]);
+        if (f->p) {
+            memcpy(o, f->p, f->n);
+            mine->p = o;
+            o += f->n;
+        }
+    }
+    return 0;
+}
+
+static int config_equal(const struct client_config *a, const struct client_config *b)
+{
+    size_t i;
+    if (a->timeout != b->timeout || a->connect_timeout != b->connect_timeout ||
+        a->min_interval != b->min_interval || a->auth != b->auth)
+        return 0;
+    for (i = 0; i < CFG_NSTR; i++) {
+        const struct field_str *x = CFG_STR(a, i), *y = CFG_STR(b, i);
+        if (!x->p != !y->p || x->n != y->n || (x->n && memcmp(x->p, y->p, x->n) != 0))
+            return 0;
+    }
+    return 1;
+}
 
 static int cache_gc(lua_State *L)
 {
     struct cache *cc = luaL_checkudata(L, 1, CACHE_MT);
     int i;
-    for (i = 0; i < CACHE_SLOTS; i++) {
-        client_destroy(cc->slots[i].c);
-        cc->slots[i].c = NULL;
-    }
-    buf_wipe_free(&cc->scratch);
+    for (i = 0; i < CACHE_SLOTS; i++)
+        slot_empty(&cc->slots[i]);
     cc->closed = 1;
     return 0;
-}
-
-static int put_str(struct buf *b, int tag, const struct field_str *f)
-{
-    unsigned char head[5];
-    if (!f->p)
-        return 0;
-    head[0] = (unsigned char)tag;
-    head[1] = (unsigned char)(f->n >> 24);
-    head[2] = (unsigned char)(f->n >> 16);
-    head[3] = (unsigned char)(f->n >> 8);
-    head[4] = (unsigned char)f->n;
-    return buf_append(b, head, 5) || buf_append(b, f->p, f->n);
-}
-
-/* A canonical byte form of everything that makes two configurations different clients. */
-static int serialise(struct buf *b, const struct client_config *cfg)
-{
-    const struct field_str *strs[] = {
-        &cfg->base_url, &cfg->user_key, &cfg->access_token, &cfg->session_key, &cfg->username,
-        &cfg->password, &cfg->cainfo, &cfg->capath, &cfg->proxy, &cfg->user_agent,
-        &cfg->login_path, &cfg->token_path,
-    };
-    double nums[3];
-    unsigned char auth = (unsigned char)cfg->auth;
-    size_t i;
-    buf_reset(b);
-    for (i = 0; i < sizeof strs / sizeof strs[0]; i++)
-        if (put_str(b, (int)i + 1, strs[i]))
-            return -1;
-    nums[0] = cfg->timeout;
-    nums[1] = cfg->connect_timeout;
-    nums[2] = cfg->min_interval;
-    return buf_append(b, nums, sizeof nums) || buf_append(b, &auth, 1);
 }
 
 /* The cached client for cfg, creating (and possibly evicting the least recently used) on a miss.
@@ -71,25 +102,20 @@ static int serialise(struct buf *b, const struct client_config *cfg)
 static struct smsend_client *cache_get(struct cache *cc, const struct client_config *cfg, enum lsm_op op,
                                        const void *q, struct smsend_result *r)
 {
-    uint64_t h1, h2;
-    struct cache_slot *victim = NULL;
+    struct cache_slot *victim = NULL, *s = &cc->slots[cc->last];
     char err[512], field[SMSEND_FIELD_MAX];
-    int i, rc;
-    rc = serialise(&cc->scratch, cfg);
-    if (rc == 0) {
-        h1 = siphash24(&cc->k1, cc->scratch.data, cc->scratch.len);
-        h2 = siphash24(&cc->k2, cc->scratch.data, cc->scratch.len);
-    }
-    secure_wipe(cc->scratch.data, cc->scratch.len);
-    if (rc != 0) {
-        result_fail(r, SMSEND_E_OUT_OF_MEMORY, "out of memory");
-        return NULL;
-    }
+    struct smsend_client *c;
+    int i;
     cc->tick++;
+    if (s->c && config_equal(cfg, &s->cfg)) { /* the usual case: the same configuration again */
+        s->used = cc->tick;
+        return s->c;
+    }
     for (i = 0; i < CACHE_SLOTS; i++) {
-        struct cache_slot *s = &cc->slots[i];
-        if (s->c && s->h1 == h1 && s->h2 == h2) {
+        s = &cc->slots[i];
+        if (s->c && config_equal(cfg, &s->cfg)) {
             s->used = cc->tick;
+            cc->last = i;
             return s->c;
         }
         if (!victim || !s->c || (victim->c && s->used < victim->used))
@@ -97,19 +123,22 @@ static struct smsend_client *cache_get(struct cache *cc, const struct client_con
     }
     if (op == OP_REQUEST ? fields_check_request(q, r) : fields_check_verify(q, r))
         return NULL;
-    {
-        struct smsend_client *c = client_create(cfg, err, sizeof err, field, sizeof field);
-        if (!c) {
-            result_invalid(r, field[0] ? field : "user_key", "%s", err);
-            return NULL;
-        }
-        client_destroy(victim->c);
-        victim->c = c;
-        victim->h1 = h1;
-        victim->h2 = h2;
-        victim->used = cc->tick;
-        return c;
+    c = client_create(cfg, err, sizeof err, field, sizeof field);
+    if (!c) {
+        result_invalid(r, field[0] ? field : "user_key", "%s", err);
+        return NULL;
     }
+    slot_empty(victim);
+    if (slot_keep_config(victim, cfg) != 0) {
+        client_destroy(c);
+        result_fail(r, SMSEND_E_OUT_OF_MEMORY, "out of memory");
+        r->retryable = 1;
+        return NULL;
+    }
+    victim->c = c;
+    victim->used = cc->tick;
+    cc->last = (int)(victim - cc->slots);
+    return c;
 }
 
 /* smsend.request_pin(t) / smsend.verify_pin(t): request fields and smsend.new options in one table. */
@@ -206,15 +235,13 @@ __attribute__((visibility("default"))) int luaopen_smsend(lua_State *L)
     lua_newtable(L);
     cc = lua_newuserdata(L, sizeof *cc);
     memset(cc, 0, sizeof *cc);
-    buf_init(&cc->scratch, 0);
-    hash_random_key(&cc->k1);
-    hash_random_key(&cc->k2);
     if (luaL_newmetatable(L, CACHE_MT)) {
         lua_pushcfunction(L, cache_gc);
         lua_setfield(L, -2, "__gc");
     }
     lua_setmetatable(L, -2);
-    luaL_setfuncs(L, cached_fns, 1);
+    lsm_push_keys(L);
+    luaL_setfuncs(L, cached_fns, 1 + LSM_NKEYS); /* upvalue 1: the cache; then the status keys */
     lua_pushcfunction(L, lsm_client_new);
     lua_setfield(L, -2, "new");
     lua_pushliteral(L, SMSEND_VERSION);
