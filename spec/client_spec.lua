@@ -204,6 +204,24 @@ describe("smsend (request_pin)", function()
     end)
   end)
 
+  describe("libcurl's proxy variables", function()
+    it("are honoured when no proxy option is given, with no_proxy too", function()
+      local env = { http_proxy = "http://127.0.0.1:" .. sb.port,
+                    URL = "http://127.0.0.1:" .. util.closed_port() .. "/API/v1.0/REST/" }
+      local code = [[
+        local smsend = require "smsend"
+        local c = assert(smsend.new{ user_key = "SBXUSER", access_token = "SBXTOKEN", base_url = os.getenv("URL") })
+        local st = c:request_pin{ recipient = "+393471234567" }
+        print(st.ok, st.error)
+      ]]
+      assert.equal("true\tnil", util.run_lua(code, env))
+      assert.equal(1, #gateway_requests("2fa/request"))
+      env.no_proxy = "127.0.0.1"
+      assert.equal("false\tconnect_failed", util.run_lua(code, env))
+      assert.equal(1, #gateway_requests("2fa/request"))
+    end)
+  end)
+
   describe("field rules", function()
     local function invalid(fields, field)
       local c = client()
