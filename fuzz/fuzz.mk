@@ -9,7 +9,7 @@
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_DIR      = $(BUILD)/fuzz
-FUZZ_NAMES    = json_read json_write urlenc answer fields
+FUZZ_NAMES    = json_read json_write urlenc answer fields sms
 FUZZ_CFLAGS  ?= -std=c11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_BINS     = $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_NAMES))
@@ -21,6 +21,7 @@ FUZZ_SRC_json_write = src/json.c src/buf.c src/secret.c
 FUZZ_SRC_urlenc     = src/urlenc.c src/buf.c src/secret.c
 FUZZ_SRC_answer     = src/answer.c src/secret.c
 FUZZ_SRC_fields     = src/fields.c src/json.c src/result.c src/buf.c src/secret.c
+FUZZ_SRC_sms        = src/sms.c
 
 .PHONY: fuzz-deps fuzz-build fuzz fuzz-ci fuzz-one fuzz-clean
 
