@@ -354,6 +354,13 @@ describe("smsend (request_pin)", function()
         assert.equal("bad_response", st.error, fault .. ": " .. tostring(st.message))
         assert.is_false(st.retryable, fault)
       end
+      -- an oversized answer keeps its status and its first 64 KiB, no more
+      local st = call_fault("big")
+      assert.equal(200, st.status)
+      assert.equal(64 * 1024, #st.body)
+      st = call_fault("cut")
+      assert.equal(200, st.status)
+      assert.equal(10, #st.body)
     end)
 
     it("reports a refused connection as connect_failed, retryable", function()

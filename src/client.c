@@ -572,6 +572,8 @@ static int do_login(struct smsend_client *c, struct smsend_result *r)
     buf_reset(&c->scratch);
     if (rc) {
         r->retryable = 1; /* only the login went out: the PIN call never did */
+        r->body_is_secret = 1; /* a broken login answer may still hold keys */
+        secure_wipe(c->http.resp.data, c->http.resp.len);
         return -1;
     }
     if (r->status != 200) {

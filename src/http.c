@@ -47,8 +47,13 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 {
     struct http_conn *h = ud;
     size_t n = size * nmemb;
-    if (buf_append(&h->resp, data, n) != 0)
-        return 0; /* over the cap (or out of memory): libcurl stops with CURLE_WRITE_ERROR */
+    if (buf_append(&h->resp, data, n) != 0) {
+        /* over the cap: keep what fits, then stop libcurl (CURLE_WRITE_ERROR) */
+        if (h->resp.overflow && h->resp.len < h->resp.cap)
+            buf_append(&h->resp, data, h->resp.cap - h->resp.len);
+        h->resp.overflow = 1;
+        return 0;
+    }
     return n;
 }
 
@@ -304,6 +309,18 @@ static int is_tls_error(CURLcode c)
     }
 }
 
+/* When a status line arrived before the transfer failed, the status and what came of the body
+ * are worth showing (a truncated or oversized answer). */
+static void keep_partial_answer(struct http_conn *h, struct smsend_result *r)
+{
+    long status = 0;
+    if (curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status > 0) {
+        r->status = status;
+        r->body.data = h->resp.data;
+        r->body.len = h->resp.len;
+    }
+}
+
 /* Fills r for a failed transfer. The detail comes from libcurl's error buffer unless it
  * mentions a secret (it can quote a login URL), in which case only the generic text is used. */
 static void map_failure(struct http_conn *h, const struct http_call *call, CURLcode c, struct smsend_result *r)
@@ -334,6 +351,7 @@ static void map_failure(struct http_conn *h, const struct http_call *call, CURLc
         if (h->resp.overflow) {
             result_fail(r, SMSEND_E_BAD_RESPONSE, "answer larger than %d bytes", HTTP_BODY_CAP);
             r->retryable = 0;
+            keep_partial_answer(h, r); /* the first 64 KiB, for diagnosis */
         } else {
             result_fail(r, SMSEND_E_OUT_OF_MEMORY, "out of memory while reading the answer");
         }
@@ -347,6 +365,7 @@ static void map_failure(struct http_conn *h, const struct http_call *call, CURLc
     case CURLE_BAD_CONTENT_ENCODING:
     case CURLE_FILESIZE_EXCEEDED:
         result_fail(r, SMSEND_E_BAD_RESPONSE, "unreadable or truncated answer: %s", detail);
+        keep_partial_answer(h, r);
         return;
     case CURLE_ABORTED_BY_CALLBACK:
         result_fail(r, SMSEND_E_NETWORK_ERROR,
