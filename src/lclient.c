@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include "json.h"
 #include "lsmsend.h"
 
 struct lclient {
@@ -198,6 +199,7 @@ void lsm_push_keys(lua_State *L)
         [RK_MESSAGE] = "message", [RK_FIELD] = "field", [RK_RETRYABLE] = "retryable",
         [RK_ELAPSED] = "elapsed", [RK_RETRY_AFTER] = "retry_after",
         [RK_TRIES_REMAINING] = "tries_remaining", [RK_VALID] = "valid",
+        [RK_BODY_OK] = "{\"status\":\"OK\"}",
     };
     int i;
     for (i = 0; i < LSM_NKEYS; i++)
@@ -211,13 +213,16 @@ void lsm_push_result(lua_State *L, const struct smsend_result *r)
     /* r->body points into the client's buffer: copy it into Lua before anything else allocates,
      * since an allocation may run a finalizer that closes or reuses that client. */
     int has_body = r->status > 0 && !r->body_is_secret;
-    if (has_body)
-        lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
-    lua_createtable(L, 0, 8);
     if (has_body) {
-        lua_insert(L, -2);
+        if (json_is_status_ok(r->body.data, r->body.len))
+            PUSH_KEY(RK_BODY_OK);
+        else
+            lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
+    }
+    lua_createtable(L, 0, 8);
+    if (has_body) { /* the string stays below the table: callers return only the top value */
         PUSH_KEY(RK_BODY);
-        lua_insert(L, -2);
+        lua_pushvalue(L, -3);
         lua_rawset(L, -3);
     }
     PUSH_KEY(RK_OK);
@@ -290,7 +295,6 @@ static struct smsend_client *check_open(lua_State *L)
 static int read_request_table(lua_State *L, enum lsm_op op, void *q, struct smsend_result *r)
 {
     luaL_checktype(L, 2, LUA_TTABLE);
-    lua_settop(L, 2);
     lua_pushnil(L);
     while (lua_next(L, 2) != 0) {
         enum lsm_key k = lsm_key_of(L, -2);

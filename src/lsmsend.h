@@ -41,11 +41,14 @@ void lsm_unknown_key(lua_State *L, int idx, struct smsend_result *r);
  * building a table sets interned keys with lua_rawset instead of looking names up each time. */
 enum lsm_result_key {
     RK_BODY, RK_OK, RK_STATUS, RK_ERROR, RK_MESSAGE, RK_FIELD, RK_RETRYABLE, RK_ELAPSED,
-    RK_RETRY_AFTER, RK_TRIES_REMAINING, RK_VALID, LSM_NKEYS
+    RK_RETRY_AFTER, RK_TRIES_REMAINING, RK_VALID,
+    RK_BODY_OK, /* not a key: the gateway's usual answer {"status":"OK"}, pushed without interning */
+    LSM_NKEYS
 };
 void lsm_push_keys(lua_State *L);
 
-/* Pushes the status table for r (only from a function carrying the key upvalues). */
+/* Pushes the status table for r (only from a function carrying the key upvalues); it may leave
+ * one more value below the table, so callers return right after, with only the table. */
 void lsm_push_result(lua_State *L, const struct smsend_result *r);
 
 /* Registers the smsend.client metatable and pushes the smsend.new function's needs. */
