@@ -28,6 +28,11 @@ describe("rockspec", function()
     assert.is_true(n >= 10)
   end)
 
+  it("passes luarocks lint", function()
+    local ok, out = sh("luarocks lint rockspec/smsend-scm-1.rockspec")
+    assert.is_true(ok, out)
+  end)
+
   it("builds, installs and works from a local tree", function()
     local tree = os.tmpname()
     os.remove(tree)
