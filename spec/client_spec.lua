@@ -399,6 +399,23 @@ describe("smsend (request_pin)", function()
       assert.is_true(c:request_pin{ recipient = RCPT }.ok)
     end)
 
+    it("lets the very client that met a fault work again on its next call", function()
+      local c = client{ timeout = 1 }
+      for _, fault in ipairs{ "hang", "drip", "drop", "cut", "badlen", "garbage", "big", "status-500",
+                              "status-400", "retry-after-3", "notjson", "redirect" } do
+        sb:config{ fault_next = fault }
+        local bad = c:request_pin{ recipient = RCPT }
+        assert.is_false(bad.ok, fault)
+        local good = c:request_pin{ recipient = RCPT }
+        assert.is_true(good.ok, "after " .. fault .. ": " .. tostring(good.message))
+      end
+      local faults = {}
+      for _, r in ipairs(gateway_requests("2fa/request")) do
+        if r.fault then faults[#faults + 1] = r.fault end
+      end
+      assert.equal(12, #faults)
+    end)
+
     it("keeps working after every fault", function()
       local c = client{ timeout = 0.5 }
       for _, fault in ipairs{ "hang", "drop", "cut", "garbage", "big", "status-500" } do

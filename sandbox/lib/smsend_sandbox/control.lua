@@ -112,6 +112,10 @@ routes["POST config"] = function()
       elseif type(v) ~= "number" or v < 0 or v % 1 ~= 0 then
         return json(400, { status = "ERROR", error = "drop_next must be a boolean or a count" })
       end
+    elseif k == "fault_next" then
+      if type(v) ~= "string" or not v:match("^[%w%-]*$") then
+        return json(400, { status = "ERROR", error = "fault_next must be a fault name" })
+      end
     elseif k == "default_sender" then
       if type(v) ~= "string" or v == "" then
         return json(400, { status = "ERROR", error = "default_sender must be a non-empty string" })

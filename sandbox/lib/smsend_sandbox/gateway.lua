@@ -453,12 +453,24 @@ local function take_drop_next()
   return true
 end
 
+-- config {"fault_next": "<fault name>"}: the next gateway request on the normal path behaves as
+-- /fault/<name>/ would, so a spec can show that the same client works again right after a fault.
+local function take_fault_next()
+  local d = state.dict.config
+  local name = d:get("fault_next")
+  if not name or name == "" then return nil end
+  d:set("fault_next", "")
+  return name
+end
+
 function M.handle()
   return guarded(function()
     local path = ngx.var.uri:sub(#BASE + 1)
     local drop = take_drop_next()
-    record(path, drop and "drop_next" or nil, read_body())
+    local fault = not drop and take_fault_next() or nil
+    record(path, drop and "drop_next" or fault, read_body())
     if drop then return ngx.exit(444) end
+    if fault then return run_fault(fault, path) end
     return dispatch(path, nil)
   end)
 end
