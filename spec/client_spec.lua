@@ -288,6 +288,14 @@ describe("smsend (request_pin)", function()
       assert.equal(0, #gateway_requests())
     end)
 
+    it("recognises field names however the key string was made", function()
+      local parts = { "recip", "ient" }
+      local key = table.concat(parts)                       -- built at run time, not a constant
+      local st = client():request_pin{ [key] = RCPT, [("sender") .. ("Name")] = "MyApp" }
+      assert.is_true(st.ok, st.message)
+      assert.equal('{"recipient":"+393471234567","senderName":"MyApp"}', gateway_requests()[1].body)
+    end)
+
     it("reads request tables raw, ignoring metatables", function()
       local t = setmetatable({}, { __index = { recipient = RCPT } })
       invalid(t, "recipient")
