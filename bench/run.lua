@@ -37,12 +37,16 @@ local OPENRESTY = env("BENCH_OPENRESTY", "1") ~= "0"  -- run bench/openresty's p
 
 -- helpers -------------------------------------------------------------------------------------
 
-local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function run(cmd)
-  local ok, _, code = os.execute(cmd)
-  return ok == true, code
+-- Shell, file and port helpers shared with the sandbox launcher (found from this file's location).
+local function script_dir()
+  local src = debug.getinfo(1, "S").source
+  local file = src:sub(1, 1) == "@" and src:sub(2) or "bench/run.lua"
+  return file:match("^(.*)/[^/]*$") or "."
 end
+local sandbox = dofile(script_dir() .. "/../sandbox/launch.lua")
+
+local shq = sandbox.shell_quote
+local run = sandbox.run
 
 local function capture(cmd)
   local f = assert(io.popen(cmd, "r"))
@@ -53,13 +57,7 @@ end
 
 local function trim(s) return ((s or ""):gsub("^%s+", ""):gsub("%s+$", "")) end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = sandbox.read_file
 
 local function write_file(path, s)
   local f = assert(io.open(path, "wb"))
@@ -92,12 +90,7 @@ local function die(...)
   error("bench failed", 0)
 end
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+local free_port = sandbox.free_port
 
 local function wait_port(port, secs)
   local deadline = socket.gettime() + secs

@@ -46,12 +46,14 @@ local function capture(cmd)
   f:close()
   return out
 end
+M.capture = capture
 
 local function exists(path)
   local f = io.open(path, "rb")
   if f then f:close() return true end
   return false
 end
+M.exists = exists
 
 local function read_file(path)
   local f = io.open(path, "rb")
@@ -60,12 +62,24 @@ local function read_file(path)
   f:close()
   return s
 end
+M.read_file = read_file
 
 local function write_file(path, data)
   local f = assert(io.open(path, "wb"))
   assert(f:write(data))
   assert(f:close())
 end
+M.write_file = write_file
+
+-- A fresh directory $TMPDIR/prefix.XXXXXX ($TMPDIR defaults to /tmp), or nil when mktemp fails.
+local function tmpdir(prefix)
+  local base = os.getenv("TMPDIR")
+  if not base or base == "" then base = "/tmp" end
+  local d = capture("mktemp -d " .. shq(base .. "/" .. prefix .. ".XXXXXX")):gsub("%s+$", "")
+  if d == "" then return nil end
+  return d
+end
+M.tmpdir = tmpdir
 
 local function tail(path, n)
   local s = read_file(path)
@@ -197,6 +211,15 @@ local function free_ports(count, ipv6)
   return ports
 end
 
+-- One free loopback port: bound (and listening) once, then released, so nothing listens on it.
+local function free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+M.free_port = free_port
+
 -- Like nginx, with SO_REUSEADDR: only a listener makes the port busy, not
 -- connections in TIME_WAIT.
 local function port_free(port, ipv6)
@@ -221,6 +244,7 @@ local function port_open(port, host)
   s:close()
   return ok and true or false
 end
+M.port_open = port_open
 
 -- Certificates --------------------------------------------------------------------
 
@@ -584,10 +608,8 @@ local function prepare(opts)
     sb.dir = abspath(opts.dir)
     sb.remove_dir = opts.remove_dir == true
   else
-    local tmpdir = os.getenv("TMPDIR")
-    if not tmpdir or tmpdir == "" then tmpdir = "/tmp" end
-    local d = capture("mktemp -d " .. shq(tmpdir .. "/smsend-sandbox.XXXXXX")):gsub("%s+$", "")
-    assert(d ~= "", "smsend sandbox: mktemp -d failed")
+    local d = tmpdir("smsend-sandbox")
+    assert(d, "smsend sandbox: mktemp -d failed")
     sb.dir = abspath(d)
     sb.remove_dir = opts.remove_dir ~= false
   end

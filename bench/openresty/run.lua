@@ -30,22 +30,11 @@ local PING_RATE = tonumber(env("BENCH_PING_RATE", "20"))   -- /ping probes per s
 
 local shq = helpers.shell_quote
 
-local function capture(cmd)
-  local f = assert(io.popen(cmd, "r"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local capture = helpers.sandbox.capture
 
 local function trim(s) return (s or ""):gsub("^%s+", ""):gsub("%s+$", "") end
 
-local function read_file(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = helpers.read_file
 
 -- wrk's "1.23ms" / "456.00us" / "2.01s" → milliseconds
 local function ms(v)

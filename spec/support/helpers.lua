@@ -25,21 +25,9 @@ helpers.shell_quote = helpers.sandbox.shell_quote
 helpers.DEFAULT_USER = helpers.sandbox.DEFAULT_USERS[1]
 
 local shq = helpers.shell_quote
+local capture = helpers.sandbox.capture
 
-local function capture(cmd)
-  local f = assert(io.popen(cmd, "r"))
-  local out = f:read("*a")
-  f:close()
-  return out
-end
-
-function helpers.read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+helpers.read_file = helpers.sandbox.read_file
 
 function helpers.command_exists(name)
   return capture("command -v " .. shq(name) .. " 2>/dev/null") ~= ""
@@ -47,11 +35,8 @@ end
 
 -- A fresh directory under /tmp (or $TMPDIR).
 function helpers.tmpdir(prefix)
-  local base = os.getenv("TMPDIR")
-  if not base or base == "" then base = "/tmp" end
-  local d = capture("mktemp -d " .. shq(base .. "/" .. (prefix or "smsend-spec") .. ".XXXXXX"))
-    :gsub("%s+$", "")
-  assert(d ~= "", "mktemp -d failed")
+  local d = helpers.sandbox.tmpdir(prefix or "smsend-spec")
+  assert(d, "mktemp -d failed")
   return d
 end
 

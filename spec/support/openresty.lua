@@ -21,26 +21,9 @@ M.so_dir = os.getenv("SMSEND_OPENRESTY_SO_DIR")
 if not M.so_dir or M.so_dir == "" then M.so_dir = M.repo_root .. "/build/luajit" end
 M.luajit_so = M.so_dir .. "/smsend.so"
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(data))
-  assert(f:close())
-end
-
-local function capture(cmd)
-  local f = assert(io.popen(cmd, "r"))
-  local out = f:read("*a")
-  f:close()
-  return out
-end
+local read_file = sandbox.read_file
+local write_file = sandbox.write_file
+local capture = sandbox.capture
 
 local function tail(s, n)
   local lines = {}
@@ -56,13 +39,7 @@ local function free_port()
   return tonumber(port)
 end
 
-local function port_open(port)
-  local s = socket.tcp()
-  s:settimeout(0.5)
-  local ok = s:connect("127.0.0.1", port)
-  s:close()
-  return ok and true or false
-end
+local port_open = sandbox.port_open
 
 M.is_root = capture("id -u"):match("^0%s*$") ~= nil
 

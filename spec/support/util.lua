@@ -1,20 +1,20 @@
 -- util.lua — small test utilities that do not need the sandbox: free/closed ports, a capath
 -- directory, counting this process's sockets, running a Lua snippet in a child interpreter.
-local socket = require "socket"
+
+-- The shell and port helpers are sandbox/launch.lua's (found from this file's own location).
+local function script_dir()
+  local src = debug.getinfo(1, "S").source
+  local file = src:sub(1, 1) == "@" and src:sub(2) or "spec/support/util.lua"
+  return file:match("^(.*)/[^/]*$") or "."
+end
+local sandbox = dofile(script_dir() .. "/../../sandbox/launch.lua")
 
 local M = {}
 
 -- A loopback port with nothing listening on it (bound once, then released).
-function M.closed_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+M.closed_port = sandbox.free_port
 
-local function sh_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local sh_quote = sandbox.shell_quote
 M.sh_quote = sh_quote
 
 -- A directory holding ca_file under its OpenSSL subject-hash name, usable as capath.
