@@ -11,19 +11,7 @@ local UK, TOK = "SBXUSER", "SBXTOKEN"
 local RCPT = "+393471234567"
 
 describe("smsend (request_pin)", function()
-  local sb
-
-  setup(function()
-    sb = helpers.start_sandbox{}
-  end)
-
-  teardown(function()
-    if sb then sb:stop() end
-  end)
-
-  before_each(function()
-    sb:reset()
-  end)
+  local sb = helpers.sandbox_fixture({}, { reset_each = true })
 
   local function client(extra)
     local opts = { user_key = UK, access_token = TOK, base_url = sb.base_url, timeout = 5 }

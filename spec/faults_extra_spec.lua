@@ -35,19 +35,7 @@ local function full_backlog_port()
 end
 
 describe("more faults", function()
-  local sb
-
-  setup(function()
-    sb = helpers.start_sandbox{ tls = false }
-  end)
-
-  teardown(function()
-    if sb then sb:stop() end
-  end)
-
-  before_each(function()
-    sb:reset()
-  end)
+  local sb = helpers.sandbox_fixture({ tls = false }, { reset_each = true })
 
   local function new(opts)
     local t = { user_key = UK, access_token = TOK, base_url = sb.base_url, timeout = 5 }

@@ -14,22 +14,10 @@ local RCPT = "+393471234567"
 local ODD_USER, ODD_PASS = "ünïcode user", "p@ss w&rd=%+/?#ü€~._-"
 
 describe("the 2FA flow", function()
-  local sb
-
-  setup(function()
-    sb = helpers.start_sandbox{ users = {
+  local sb = helpers.sandbox_fixture({ users = {
       { username = USER, password = PASS, user_key = UK, access_token = TOK },
       { username = ODD_USER, password = ODD_PASS, user_key = "ODDUSER", access_token = "ODDTOKEN" },
-    } }
-  end)
-
-  teardown(function()
-    if sb then sb:stop() end
-  end)
-
-  before_each(function()
-    sb:reset()
-  end)
+    } }, { reset_each = true })
 
   local function paths()
     local out = {}

@@ -3,12 +3,7 @@
 local helpers = require "spec.support.helpers"
 local util = require "spec.support.util"
 
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("*a")
-  local ok = p:close()
-  return ok, out
-end
+local sh = util.sh
 
 describe("make install / uninstall", function()
   it("installs a working module and CLI, and removes them again", function()

@@ -6,12 +6,7 @@ local util = require "spec.support.util"
 local is_jit = type(jit) == "table"
 local lua_version = is_jit and "5.1" or _VERSION:match("%d+%.%d+")
 
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("*a")
-  local ok = p:close()
-  return ok, out
-end
+local sh = util.sh
 
 describe("rockspec", function()
   it("lists every C source in src/", function()

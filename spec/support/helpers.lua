@@ -95,7 +95,8 @@ end
 -- Inside a describe block: start one sandbox in setup(), stop it in
 -- teardown(). Returns a handle that forwards to the running sandbox
 -- (sb.base_url, sb:requests(), ...). handle.get() returns the real object.
-function helpers.sandbox_fixture(opts)
+-- With how = { reset_each = true } the sandbox is also reset before each test.
+function helpers.sandbox_fixture(opts, how)
   local current
   local handle = setmetatable({}, {
     __index = function(_, k)
@@ -116,6 +117,9 @@ function helpers.sandbox_fixture(opts)
     helpers.stop_sandbox(current)
     current = nil
   end)
+  if how and how.reset_each then
+    busted.before_each(function() current:reset() end)
+  end
   return handle
 end
 

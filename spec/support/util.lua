@@ -97,4 +97,12 @@ function M.login(sb, username, password, path)
   return { user_key = k, session_key = s }
 end
 
+-- Runs a shell command; returns whether it succeeded and its output (stdout and stderr).
+function M.sh(cmd)
+  local p = io.popen(cmd .. " 2>&1")
+  local out = p:read("*a")
+  local ok = p:close()
+  return ok, out
+end
+
 return M
