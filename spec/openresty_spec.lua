@@ -133,6 +133,16 @@ local function decode(body)
   return v
 end
 
+-- Polls the test nginx for the result a timer or log-phase handler stored under key (5 s at most).
+local function await_result(ng, key)
+  local deadline = helpers.gettime() + 5
+  repeat
+    helpers.sleep(0.02)
+    local s, b = ng:get("/t/result?key=" .. key)
+    if s == 200 then return decode(b) end
+  until helpers.gettime() > deadline
+end
+
 local function gateway_requests(sb, path)
   local out = {}
   for _, r in ipairs(sb:requests()) do
@@ -366,13 +376,7 @@ describe("smsend in OpenResty", function()
       local key = "timer" .. tostring(math.random(1e9))
       local status, body = ng:post("/t/timer?op=request_pin&key=" .. key, cjson.encode(opts{ recipient = RCPT }))
       assert.are.equal(200, status, body)
-      local r
-      local deadline = helpers.gettime() + 5
-      repeat
-        helpers.sleep(0.02)
-        local s, b = ng:get("/t/result?key=" .. key)
-        if s == 200 then r = decode(b) end
-      until r or helpers.gettime() > deadline
+      local r = await_result(ng, key)
       assert.is_table(r)
       assert.is_true(r.status.ok, r.status.message)
       assert.are.equal(1, r.thread_calls)
@@ -389,13 +393,7 @@ describe("smsend in OpenResty", function()
       local key = "log" .. tostring(math.random(1e9))
       local status = ng:post("/t/log?key=" .. key, cjson.encode(opts{ recipient = RCPT }))
       assert.are.equal(200, status)
-      local r
-      local deadline = helpers.gettime() + 5
-      repeat
-        helpers.sleep(0.02)
-        local s, b = ng:get("/t/result?key=" .. key)
-        if s == 200 then r = decode(b) end
-      until r or helpers.gettime() > deadline
+      local r = await_result(ng, key)
       assert.is_table(r)
       assert.are.equal(0, r.thread_calls)
       assert.is_false(r.status.ok)

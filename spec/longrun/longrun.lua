@@ -63,14 +63,7 @@ local function settle()
   collectgarbage("collect")
 end
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
-
-local fast_port = free_port()
+local fast_port = sandbox.free_port()
 local sb = sandbox.start{
   tls = false,
   extra_http_conf = ([[
