@@ -552,20 +552,22 @@ function Server:requests(path)
   return out
 end
 
--- How many events of a type (e.g. "conn", "reset").
-function Server:count(kind)
+-- How many events of a type (e.g. "conn", "reset"), of any connection or of connection conn.
+function Server:count(kind, conn)
   local n = 0
   for _, e in ipairs(self:events()) do
-    if e.type == kind then n = n + 1 end
+    if e.type == kind and (not conn or e.conn == conn) then n = n + 1 end
   end
   return n
 end
 
--- Waits until an event of that type has been recorded (true), or timeout seconds pass (false).
-function Server:wait_for(kind, timeout)
+-- Waits until an event of that type (of connection conn, if given) has been recorded (true), or
+-- timeout seconds pass (false). Give conn where a connection of an earlier test could still send
+-- that event late (a reset_after of the previous test).
+function Server:wait_for(kind, timeout, conn)
   local deadline = socket.gettime() + (timeout or 2)
   repeat
-    if self:count(kind) > 0 then return true end
+    if self:count(kind, conn) > 0 then return true end
     socket.sleep(0.005)
   until socket.gettime() > deadline
   return false
