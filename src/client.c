@@ -960,6 +960,17 @@ static struct smsend_op *op_failed_alloc(void)
     return &oom_op;
 }
 
+struct smsend_op *smsend_op_finished(struct smsend_client *c, const struct smsend_result *r)
+{
+    struct smsend_op *op = op_new(c, OPK_CHECK);
+    if (!op)
+        return NULL;
+    op->r = *r;
+    op->r.body = (struct buf){0};
+    op_done(op);
+    return op;
+}
+
 struct smsend_op *smsend_op_request_pin(struct smsend_client *c, const struct pin_request *q)
 {
     struct smsend_op *op = op_new(c, OPK_REQUEST);

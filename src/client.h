@@ -59,6 +59,8 @@ struct smsend_op *smsend_op_request_pin(struct smsend_client *c, const struct pi
 struct smsend_op *smsend_op_verify_pin(struct smsend_client *c, const struct pin_verify *q);
 struct smsend_op *smsend_op_login(struct smsend_client *c);
 struct smsend_op *smsend_op_check_session(struct smsend_client *c);
+/* An op born done with r (a request the binding could not read: nothing sent). */
+struct smsend_op *smsend_op_finished(struct smsend_client *c, const struct smsend_result *r);
 /* Does what is ready without waiting; 1 once done. */
 int smsend_op_poll(struct smsend_op *op);
 /* Waits at most seconds (< 0: until done); 1 once done. */
