@@ -276,7 +276,7 @@ void lsm_push_result(lua_State *L, const struct smsend_result *r)
 
 /* The methods carry the metatable as their upvalue: comparing with it is the type check
  * luaL_checkudata makes, without looking the name up in the registry on every call. */
-static struct smsend_client *check_open(lua_State *L)
+struct smsend_client *lsm_check_client(lua_State *L)
 {
     struct lclient *u = lua_touserdata(L, 1);
     int ok = 0;
@@ -292,7 +292,7 @@ static struct smsend_client *check_open(lua_State *L)
 }
 
 /* Reads the request table at index 2 into q; returns -1 with r filled on a data error. */
-static int read_request_table(lua_State *L, enum lsm_op op, void *q, struct smsend_result *r)
+int lsm_read_request(lua_State *L, enum lsm_op op, void *q, struct smsend_result *r)
 {
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_pushnil(L);
@@ -311,12 +311,12 @@ static int read_request_table(lua_State *L, enum lsm_op op, void *q, struct smse
 
 static int m_request_pin(lua_State *L)
 {
-    struct smsend_client *c = check_open(L);
+    struct smsend_client *c = lsm_check_client(L);
     struct pin_request q;
     struct smsend_result r;
     memset(&q, 0, sizeof q);
     result_clear(&r);
-    if (read_request_table(L, OP_REQUEST, &q, &r) == 0)
+    if (lsm_read_request(L, OP_REQUEST, &q, &r) == 0)
         client_request_pin(c, &q, &r);
     lsm_push_result(L, &r);
     return 1;
@@ -324,12 +324,12 @@ static int m_request_pin(lua_State *L)
 
 static int m_verify_pin(lua_State *L)
 {
-    struct smsend_client *c = check_open(L);
+    struct smsend_client *c = lsm_check_client(L);
     struct pin_verify q;
     struct smsend_result r;
     memset(&q, 0, sizeof q);
     result_clear(&r);
-    if (read_request_table(L, OP_VERIFY, &q, &r) == 0)
+    if (lsm_read_request(L, OP_VERIFY, &q, &r) == 0)
         client_verify_pin(c, &q, &r);
     lsm_push_result(L, &r);
     return 1;
@@ -337,7 +337,7 @@ static int m_verify_pin(lua_State *L)
 
 static int m_login(lua_State *L)
 {
-    struct smsend_client *c = check_open(L);
+    struct smsend_client *c = lsm_check_client(L);
     struct smsend_result r;
     client_login(c, &r);
     lsm_push_result(L, &r);
@@ -346,7 +346,7 @@ static int m_login(lua_State *L)
 
 static int m_check_session(lua_State *L)
 {
-    struct smsend_client *c = check_open(L);
+    struct smsend_client *c = lsm_check_client(L);
     struct smsend_result r;
     client_check_session(c, &r);
     lsm_push_result(L, &r);
@@ -433,6 +433,8 @@ void lsm_client_register(lua_State *L)
         {"verify_pin", m_verify_pin},
         {"login", m_login},
         {"check_session", m_check_session},
+        {"request_pin_async", lsm_request_pin_async},
+        {"verify_pin_async", lsm_verify_pin_async},
         {"close", m_close},
         {"is_closed", m_is_closed},
         {NULL, NULL},
@@ -445,6 +447,7 @@ void lsm_client_register(lua_State *L)
         {"__tostring", m_tostring},
         {NULL, NULL},
     };
+    lsm_op_register(L);
     if (luaL_newmetatable(L, LSMSEND_CLIENT_MT)) {
         luaL_setfuncs(L, meta, 0);
         lua_newtable(L);

@@ -51,6 +51,19 @@ void lsm_push_keys(lua_State *L);
  * one more value below the table, so callers return right after, with only the table. */
 void lsm_push_result(lua_State *L, const struct smsend_result *r);
 
+/* The open client at index 1 (methods carrying the client metatable as upvalue 1); raises on a
+ * closed client or another type. */
+struct smsend_client *lsm_check_client(lua_State *L);
+/* Reads the request table at index 2 into q (raises if it is not a table); -1 with r filled on a
+ * data error. */
+int lsm_read_request(lua_State *L, enum lsm_op op, void *q, struct smsend_result *r);
+
+/* lop.c: the smsend.op userdata of client:request_pin_async / verify_pin_async. */
+#define LSMSEND_OP_MT "smsend.op"
+void lsm_op_register(lua_State *L);
+int lsm_request_pin_async(lua_State *L);
+int lsm_verify_pin_async(lua_State *L);
+
 /* Registers the smsend.client metatable and pushes the smsend.new function's needs. */
 void lsm_client_register(lua_State *L);
 int lsm_client_new(lua_State *L);

@@ -26,6 +26,7 @@ typedef enum {
     SMSEND_E_LOGIN_FAILED,
     SMSEND_E_COOLDOWN,
     SMSEND_E_OUT_OF_MEMORY,
+    SMSEND_E_CANCELLED,
     SMSEND_E__COUNT
 } smsend_error;
 
