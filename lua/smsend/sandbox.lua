@@ -849,6 +849,7 @@ function M.start(opts)
   end
   local process = { pid = sb.pid, dir = sb.dir, remove_dir = sb.remove_dir }
   sb.process = process
+  local newproxy = rawget(_G, "newproxy") -- LuaJIT's; read this way so strict-mode globals allow it
   if newproxy then
     sb.sentinel = newproxy(true)
     getmetatable(sb.sentinel).__gc = function() stop_process(process) end
