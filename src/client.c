@@ -22,6 +22,7 @@ struct smsend_client {
     struct smsend_op *login_owner; /* the op whose login is in flight: others wait for it */
     struct smsend_op *last, *spare; /* the last blocking call's op (its answer is r->body), a free one */
     unsigned key_gen;             /* bumped by every login: a 401 with older keys needs no new login */
+    CURLU *u_request, *u_verify, *u_check; /* the gateway URLs parsed once (never the login URL) */
     char *base_url; /* normalised: ends with '/' */
     char *url_request, *url_verify, *url_check;
     char *login_path, *token_path;
@@ -937,11 +938,14 @@ static int build_verify_body(struct buf *b, const struct pin_verify *q)
     return 0;
 }
 
-static void op_set_call(struct smsend_op *op, enum http_method m, const char *url)
+static void op_set_call(struct smsend_op *op, enum http_method m, const char *url, CURLU **parsed)
 {
     memset(&op->call, 0, sizeof op->call);
     op->call.method = m;
     op->call.url = url;
+    if (!*parsed)
+        *parsed = http_parse_url(url); /* NULL (out of memory): the text URL serves as well */
+    op->call.curlu = *parsed;
     op->call.with_auth = 1;
     if (m == HTTP_POST) {
         op->call.body = op->body.data;
@@ -1003,7 +1007,7 @@ struct smsend_op *smsend_op_request_pin(struct smsend_client *c, const struct pi
     }
     if (c->cooldown.interval > 0 && op->rcpt_n)
         cooldown_mark(&c->cooldown, op->rcpt, op->rcpt_n, op->t0);
-    op_set_call(op, HTTP_POST, c->url_request);
+    op_set_call(op, HTTP_POST, c->url_request, &c->u_request);
     op_need_keys(op);
     return op;
 }
@@ -1023,7 +1027,7 @@ struct smsend_op *smsend_op_verify_pin(struct smsend_client *c, const struct pin
         op_done(op);
         return op;
     }
-    op_set_call(op, HTTP_POST, c->url_verify);
+    op_set_call(op, HTTP_POST, c->url_verify, &c->u_verify);
     op_need_keys(op);
     return op;
 }
@@ -1054,7 +1058,7 @@ struct smsend_op *smsend_op_check_session(struct smsend_client *c)
         op_done(op);
         return op;
     }
-    op_set_call(op, HTTP_GET, c->url_check);
+    op_set_call(op, HTTP_GET, c->url_check, &c->u_check);
     op_start_call(op);
     return op;
 }
@@ -1219,6 +1223,9 @@ void client_destroy(struct smsend_client *c)
     }
     if (c->http.on_done) /* http_open ran (a client failing earlier has no transport) */
         http_close(&c->http);
+    curl_url_cleanup(c->u_request);
+    curl_url_cleanup(c->u_verify);
+    curl_url_cleanup(c->u_check);
     secret_clear(&c->user_key);
     secret_clear(&c->key);
     secret_clear(&c->username);

@@ -8,6 +8,7 @@
 #include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,10 +34,22 @@ static void on_fork_child(void)
  * grow moves by allocate-copy-wipe-free, so libcurl's copies of header lines, the login URL and
  * the login answer do not linger in freed memory. (If another part of the process initialised
  * libcurl first, curl_global_init_mem changes nothing and libcurl's own allocator stays.) */
+/* Logins in flight in the process: while any runs, freed blocks are wiped in full. Otherwise a
+ * block is wiped up to WIPE_ALWAYS bytes: that covers every small block (header lines, URLs,
+ * the request being built) and the start of libcurl's 16 KiB receive buffer, which holds an
+ * answer's first bytes; the rest of that buffer only ever held non-secret answers then. (This
+ * keeps the wipe below glibc's rep-stosb threshold: wiping 16 KiB on every request would cost
+ * more than all the rest of the module's work.) */
+#define WIPE_ALWAYS 2048
+static atomic_int logins_in_flight;
+
 static void wiping_free(void *p)
 {
     if (p) {
-        secure_wipe(p, malloc_usable_size(p));
+        size_t n = malloc_usable_size(p);
+        if (n > WIPE_ALWAYS && atomic_load_explicit(&logins_in_flight, memory_order_relaxed) == 0)
+            n = WIPE_ALWAYS;
+        secure_wipe(p, n);
         free(p);
     }
 }
@@ -57,8 +70,36 @@ static void *wiping_realloc(void *p, size_t n)
     if (!(q = malloc(n)))
         return NULL;
     memcpy(q, p, have);
-    wiping_free(p);
+    secure_wipe(p, have); /* a moved block is wiped in full */
+    free(p);
     return q;
+}
+
+/* OpenSSL frees its TLS record buffers itself (not through libcurl's allocator), and the one that
+ * held a decrypted login answer keeps the keys. OpenSSL 3's SSL_OP_CLEANSE_PLAINTEXT makes it wipe
+ * decrypted data once read. Looked up at run time in the libssl libcurl loaded (no link-time
+ * dependency, and nothing happens with another TLS backend). */
+#define OPENSSL3_OP_CLEANSE_PLAINTEXT ((uint64_t)1 << 1)
+typedef uint64_t (*ssl_ctx_set_options_fn)(void *ctx, uint64_t op);
+static ssl_ctx_set_options_fn ssl_ctx_set_options;
+
+static void find_openssl(void)
+{
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    void *lib;
+    if (!v || !v->ssl_version || strncmp(v->ssl_version, "OpenSSL/3", 9) != 0)
+        return;
+    if ((lib = dlopen("libssl.so.3", RTLD_LAZY | RTLD_NOLOAD)) != NULL)
+        *(void **)&ssl_ctx_set_options = dlsym(lib, "SSL_CTX_set_options");
+}
+
+static CURLcode on_ssl_ctx(CURL *easy, void *ctx, void *ud)
+{
+    (void)easy;
+    (void)ud;
+    if (ssl_ctx_set_options)
+        ssl_ctx_set_options(ctx, OPENSSL3_OP_CLEANSE_PLAINTEXT);
+    return CURLE_OK;
 }
 
 /* libcurl (its allocator hooks) and pthread_atfork keep pointers into this module for the rest of
@@ -78,6 +119,7 @@ static void global_init_once(void)
     global_status = curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wiping_free, wiping_realloc, strdup,
                                          calloc) == CURLE_OK ? 0 : -1;
     pthread_atfork(NULL, NULL, on_fork_child);
+    find_openssl();
     v = curl_version_info(CURLVERSION_NOW);
     snprintf(curl_version_text, sizeof curl_version_text, "libcurl/%s", v && v->version ? v->version : "?");
 }
@@ -331,7 +373,8 @@ static CURLcode configure(struct http_exchange *x)
     /* One request per connection at a time: HTTP/2 framing would cost without serving. */
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
-    SET(CURLOPT_USERAGENT, t->opts.user_agent);
+    /* The User-Agent goes in the header lists: as CURLOPT_USERAGENT libcurl would format the
+     * header anew for every request. */
 #if LIBCURL_VERSION_NUM >= 0x075500
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -343,6 +386,11 @@ static CURLcode configure(struct http_exchange *x)
 #endif
     /* libcurl keeps its built-in CA bundle/path for whichever of the two is not given,
      * so cainfo/capath add trust rather than replace it. */
+    if (!t->opts.clear_text && ssl_ctx_set_options) {
+        SET(CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+        if (rc == CURLE_NOT_BUILT_IN)
+            rc = CURLE_OK;
+    }
     if (t->opts.cainfo)
         SET(CURLOPT_CAINFO, t->opts.cainfo);
     if (t->opts.capath)
@@ -406,6 +454,33 @@ static int proxy_from_env(struct http_transport *t)
     return 0;
 }
 
+/* Appends "User-Agent: <opts.user_agent>" to *l. */
+static int append_user_agent(const struct http_transport *t, struct curl_slist **l)
+{
+    struct buf line;
+    struct curl_slist *n = NULL;
+    buf_init(&line, 0);
+    if (t->opts.user_agent && buf_puts(&line, "User-Agent: ") == 0 && buf_puts(&line, t->opts.user_agent) == 0)
+        n = curl_slist_append(*l, buf_cstr(&line));
+    buf_free(&line);
+    if (!t->opts.user_agent)
+        return 0;
+    if (!n)
+        return -1;
+    *l = n;
+    return 0;
+}
+
+CURLU *http_parse_url(const char *url)
+{
+    CURLU *u = curl_url();
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
+        curl_url_cleanup(u);
+        u = NULL;
+    }
+    return u;
+}
+
 int http_open(struct http_transport *t, const struct http_options *o, http_done_fn on_done, char *err,
               size_t errlen)
 {
@@ -434,7 +509,10 @@ int http_open(struct http_transport *t, const struct http_options *o, http_done_
         goto oom;
     }
     t->plain.refs = 1;
-    t->plain.list = curl_slist_append(NULL, "Accept: */*");
+    if ((t->plain.list = curl_slist_append(NULL, "Accept: */*")) && append_user_agent(t, &t->plain.list) != 0) {
+        curl_slist_free_all(t->plain.list);
+        t->plain.list = NULL;
+    }
     t->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (!t->plain.list || t->epfd < 0 || !(t->multi = new_multi(t)))
         goto oom;
@@ -500,6 +578,8 @@ int http_set_auth(struct http_transport *t, const struct secret *user_key, const
     if (!(n = curl_slist_append(l, "Content-Type: application/json")))
         goto out;
     l = n;
+    if (append_user_agent(t, &l) != 0)
+        goto out;
     if (!(h = malloc(sizeof *h)))
         goto out;
     h->list = l;
@@ -580,10 +660,22 @@ struct http_exchange *http_start(struct http_transport *t, const struct http_cal
         return NULL;
     }
     e = x->easy;
-    if (call->url != x->cur_url || call->url_is_scratch) {
-        c = curl_easy_setopt(e, CURLOPT_URL, call->url);
-        x->cur_url = call->url_is_scratch ? NULL : call->url;
-        x->url_secret = call->url_is_scratch;
+    if (call->curlu) {
+        if (call->curlu != x->cur_curlu) {
+            c = curl_easy_setopt(e, CURLOPT_CURLU, call->curlu);
+            x->cur_curlu = call->curlu;
+            x->cur_url = NULL;
+        }
+    } else {
+        if (x->cur_curlu) { /* CURLOPT_CURLU would win over CURLOPT_URL */
+            c = curl_easy_setopt(e, CURLOPT_CURLU, NULL);
+            x->cur_curlu = NULL;
+        }
+        if (c == CURLE_OK && (call->url != x->cur_url || call->url_is_scratch)) {
+            c = curl_easy_setopt(e, CURLOPT_URL, call->url);
+            x->cur_url = call->url_is_scratch ? NULL : call->url;
+            x->url_secret = call->url_is_scratch;
+        }
     }
     /* libcurl reads POSTFIELDS when it sends, so the same buffer with new bytes needs no setopt;
      * only a moved buffer, a new length or a switch from GET does. */
@@ -625,6 +717,7 @@ struct http_exchange *http_start(struct http_transport *t, const struct http_cal
     x->owner = owner;
     if (c != CURLE_OK || curl_multi_add_handle(t->multi, e) != CURLM_OK) {
         x->cur_url = NULL;
+        x->cur_curlu = NULL;
         x->cur_method = HTTP_NONE;
         x->cur_list = NULL;
         x->owner = NULL;
@@ -637,6 +730,9 @@ struct http_exchange *http_start(struct http_transport *t, const struct http_cal
     hdr->refs++;
     x->headers = hdr;
     x->in_multi = 1;
+    x->counted_login = call->url_is_scratch;
+    if (x->counted_login)
+        atomic_fetch_add_explicit(&logins_in_flight, 1, memory_order_relaxed);
     t->inflight++;
     return x;
 }
@@ -651,6 +747,10 @@ static void detach(struct http_exchange *x)
     curl_multi_remove_handle(t->multi, x->easy);
     x->in_multi = 0;
     t->inflight--;
+    if (x->counted_login) {
+        atomic_fetch_sub_explicit(&logins_in_flight, 1, memory_order_relaxed);
+        x->counted_login = 0;
+    }
     if (x->headers != &t->plain)
         headers_unref(x->headers);
     else

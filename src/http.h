@@ -49,7 +49,9 @@ struct http_exchange {
     int done;
     CURLcode code;
     const char *cur_url;              /* pointer last given to CURLOPT_URL */
+    CURLU *cur_curlu;                 /* handle last given to CURLOPT_CURLU */
     int url_secret;                   /* the URL set now holds a password (login) */
+    int counted_login;                /* in the process's count of logins in flight */
     enum http_method cur_method;
     const char *cur_body;             /* CURLOPT_POSTFIELDS / POSTFIELDSIZE as set now */
     size_t cur_body_len;
@@ -106,6 +108,7 @@ int http_set_auth(struct http_transport *t, const struct secret *user_key, const
 struct http_call {
     enum http_method method;
     const char *url;
+    CURLU *curlu;           /* the same URL parsed once (never for the login URL), or NULL */
     int url_is_scratch;     /* URL text changes between calls at the same address */
     int with_auth;          /* send the credential headers */
     long timeout_ms;        /* 0: the configured timeout; else what is left of the call's */
@@ -139,6 +142,9 @@ void http_wait(struct http_transport *t, double max_s);
  * (< 0: none). */
 int http_fd(const struct http_transport *t);
 double http_timeout(const struct http_transport *t);
+
+/* A parsed URL handle for a fixed URL (CURLOPT_CURLU: libcurl does not parse it per request). */
+CURLU *http_parse_url(const char *url);
 
 /* Seconds from a Retry-After header of the exchange's answer, or -1. */
 double http_retry_after(struct http_exchange *x);

@@ -28,6 +28,7 @@ local smsend = {}
 ---| "login_failed"      # username/password login refused by the gateway.
 ---| "cooldown"          # request_pin within `min_interval` of the last one to this recipient.
 ---| "out_of_memory"     # An allocation failed; `retryable` says whether anything had been sent.
+---| "cancelled"         # op:cancel(), a collected op, or client:close() with the op in flight.
 
 ---Which login a username/password client performs: a session key or an access token.
 ---@alias smsend.auth_mode
@@ -114,12 +115,58 @@ function client:login() end
 ---@return smsend.status status `ok` with `valid` true or false; not logged in yet counts as not valid.
 function client:check_session() end
 
----Wipes the credentials and closes the connection; calling it again does nothing.
+---Starts a PIN request without waiting: the same call as request_pin, as a pollable op.
+---Bad fields give an op born done with the invalid_request table (nothing sent).
+---@param q smsend.pin_request
+---@return smsend.op op
+function client:request_pin_async(q) end
+
+---Starts a PIN check without waiting (see request_pin_async).
+---@param q smsend.pin_verify
+---@return smsend.op op
+function client:verify_pin_async(q) end
+
+---Wipes the credentials and closes the connection, cancelling ops in flight; calling it again does nothing.
 function client:close() end
 
 ---Whether `close()` (or the garbage collector) has closed this client.
 ---@return boolean closed
 function client:is_closed() end
+
+---A call in flight (client:request_pin_async / verify_pin_async). It keeps its client alive; collected
+---in flight, it is cancelled. Waitable by cqueues (pollfd/events/timeout) and smsend.luv.
+---@class smsend.op
+local op = {}
+
+---Never blocks: nil while in flight, the status table once done (the same table on every later call).
+---@return smsend.status? status
+function op:poll() end
+
+---Blocks at most `seconds` (nil: until done); nil if still in flight when the time is up.
+---@param seconds number?
+---@return smsend.status? status
+function op:wait(seconds) end
+
+---True once finished (poll would return the table).
+---@return boolean done
+function op:done() end
+
+---Abandons the call: error "cancelled", retryable only if no byte of the request was written.
+---Returns the op's table as it stands when it was already done.
+---@return smsend.status status
+function op:cancel() end
+
+---A descriptor that becomes readable when poll has work; the same for the op's life.
+---@return integer fd
+function op:pollfd() end
+
+---Always "r" (cqueues' pollable protocol).
+---@return string events
+function op:events() end
+
+---Seconds until poll must be called anyway; nil when libcurl set no timer, 0 when done.
+---@return number? seconds
+function op:timeout() end
 
 ---Creates a client. Raises when `opts` is not a table.
 ---@param opts smsend.options
