@@ -460,8 +460,8 @@ describe("the 2FA flow", function()
     end)
 
     it("checks a session", function()
-      local login = util.login(sb, USER, PASS)
-      local senv = { SMSEND_USER_KEY = login.user_key, SMSEND_SESSION_KEY = login.session_key, SMSEND_BASE_URL = sb.base_url }
+      local key, session_key = helpers.login(sb.base_url, USER, PASS)
+      local senv = { SMSEND_USER_KEY = key, SMSEND_SESSION_KEY = session_key, SMSEND_BASE_URL = sb.base_url }
       local out, code = cli("check-session", senv)
       assert.equal(0, code, out)
       assert.matches("session valid", out)
