@@ -33,7 +33,7 @@ describe("rockspec", function()
     assert.same({ "lua >= 5.1, < 5.5" }, r.dependencies)
     local listed = {}
     for _, file in pairs(r.build.install.lua) do listed[file] = true end
-    local ok, out = sh("cd " .. shq(ROOT) .. " && ls lua/smsend/*.lua")
+    local ok, out = sh("cd " .. shq(ROOT) .. " && find lua -name '*.lua'")
     assert.is_true(ok, out)
     for file in out:gmatch("%S+") do
       assert.is_true(listed[file], file .. " is not installed by the rock")
