@@ -160,12 +160,12 @@ describe("smsend (request_pin)", function()
     end)
 
     it("sends Session_key when given a session key", function()
-      local login = util.login(sb, "sandbox", "sandbox-pass")
-      local c = assert(smsend.new{ user_key = login.user_key, session_key = login.session_key, base_url = sb.base_url })
+      local key, session_key = helpers.login(sb.base_url, "sandbox", "sandbox-pass")
+      local c = assert(smsend.new{ user_key = key, session_key = session_key, base_url = sb.base_url })
       local st = c:request_pin{ recipient = RCPT }
       assert.is_true(st.ok, st.message)
       local r = gateway_requests("2fa/request")[1]
-      assert.equal(login.session_key, r.headers["session_key"])
+      assert.equal(session_key, r.headers["session_key"])
       assert.is_nil(r.headers["access_token"])
       assert.equal('{"recipient":"+393471234567"}', r.body)
     end)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "lsmsend.h"
+#include "smsend.h"
 
 #define CACHE_MT "smsend.cache"
 #define CACHE_SLOTS 8 /* distinct configurations kept alive per Lua state */
@@ -221,7 +222,7 @@ static int l_verify_pin(lua_State *L)
     return module_call(L, OP_VERIFY);
 }
 
-__attribute__((visibility("default"))) int luaopen_smsend(lua_State *L)
+SMSEND_EXPORT int luaopen_smsend(lua_State *L)
 {
     static const luaL_Reg cached_fns[] = {
         {"request_pin", l_request_pin},
