@@ -7,6 +7,9 @@ CFLAGS_BASE = -std=c11 $(OPT) -g -fPIC -fvisibility=hidden -pthread \
               -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
 CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+# The guard's Redis store (src/guard_redis.c) links Debian's libhiredis.
+HIREDIS_LIBS := $(shell pkg-config --libs hiredis 2>/dev/null || echo -lhiredis)
+CURL_LIBS   += $(HIREDIS_LIBS)
 LUA54_CFLAGS  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LUAJIT_CFLAGS := $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
 # Lua's own symbols come from the host program, so they stay undefined in the module.
