@@ -5,6 +5,8 @@
 #include <string.h>
 #include "lsmsend.h"
 
+void lsm_guard_register(lua_State *L); /* lguard.c */
+
 #define CACHE_MT "smsend.cache"
 #define CACHE_SLOTS 8 /* distinct configurations kept alive per Lua state */
 
@@ -247,5 +249,6 @@ __attribute__((visibility("default"))) int luaopen_smsend(lua_State *L)
     lua_pushliteral(L, SMSEND_VERSION);
     lua_setfield(L, -2, "_VERSION");
     lsm_sms_register(L);
+    lsm_guard_register(L);
     return 1;
 }
