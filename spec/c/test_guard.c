@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -440,7 +441,8 @@ static void test_threads(int iterations)
  * through twice, and the slots are reused once the claims expire. */
 static void test_process_bound(void)
 {
-    struct smsend_guard *g = open_guard(0.5, 0, 0, NULL);
+    /* 2.5 s: the claims must outlive the loops below, even under valgrind */
+    struct smsend_guard *g = open_guard(2.5, 0, 0, NULL);
     enum { TOTAL = GUARD_PROCESS_SLOTS + 4000 };
     static enum guard_verdict first[TOTAL];
     int i, granted = 0, unavailable = 0, consistent = 0, checked = 0, first_unavailable = -1;
@@ -475,7 +477,7 @@ static void test_process_bound(void)
     CHECK(granted + unavailable == TOTAL);
     CHECK(consistent == checked);
     CHECK(strstr(msg, "full") != NULL || first[TOTAL - 1 - (TOTAL - 1) % 97] == GUARD_GRANTED);
-    sleep_s(0.55);
+    sleep_s(2.55);
     /* expired entries are reused */
     CHECK(first_unavailable >= 0);
     snprintf(num, sizeof num, "+4470%08d", first_unavailable);
@@ -485,7 +487,7 @@ static void test_process_bound(void)
 
 /* fork(): children claim while other threads hammer the lock; none may hang on a lock taken in the
  * parent (each child has 5 s), and a child's claims hit the same table copy it inherited. */
-static volatile int hammer_stop;
+static atomic_int hammer_stop;
 
 static void *hammer(void *arg)
 {
@@ -661,6 +663,9 @@ static void test_redis_connections(const char *url)
             k = raw_redis(url);
             /* the parent's pooled one, our new pooled one, k */
             mine = k ? redis_clients(k) : -1;
+            if (k)
+                redisFree(k);
+            guard_close(g);
             _exit(mine == 3 ? 0 : 10 + (int)mine);
         }
         if (pid > 0) {
