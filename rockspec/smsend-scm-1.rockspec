@@ -37,10 +37,10 @@ build = {
       ["smsend.resty"] = "lua/smsend/resty.lua",
       smsend = {
          sources = {
+            "src/guard.c", "src/guard_redis.c", "src/sha256.c", "src/lguard.c",
             "src/answer.c", "src/buf.c", "src/client.c", "src/cooldown.c", "src/fields.c", "src/hash.c",
             "src/http.c", "src/json.c", "src/result.c", "src/secret.c", "src/urlenc.c",
-            "src/sms.c", "src/guard.c", "src/guard_redis.c", "src/sha256.c",
-            "src/lclient.c", "src/lguard.c", "src/lsms.c", "src/smsend.c",
+            "src/sms.c", "src/lclient.c", "src/lsms.c", "src/smsend.c",
          },
          incdirs = { "$(CURL_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)" },
