@@ -457,7 +457,7 @@ describe("smsend in OpenResty", function()
       assert.are.equal(200, st5)
       local fifth = decode(body5).status
       assert.is_true(helpers.gettime() - t5 < 0.5)
-      assert.are.equal("out_of_memory", fifth.error)
+      assert.are.equal("busy", fifth.error)
       assert.is_true(fifth.retryable)
       assert.matches("lua_worker_thread_vm_pool_size", fifth.message, 1, true)
       assert.are.equal(4, #gateway_requests(sb, "2fa/request"))

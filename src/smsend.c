@@ -6,6 +6,8 @@
 #include "lsmsend.h"
 #include "smsend.h"
 
+void lsm_guard_register(lua_State *L); /* lguard.c */
+
 #define CACHE_MT "smsend.cache"
 #define CACHE_SLOTS 8 /* distinct configurations kept alive per Lua state */
 
@@ -248,5 +250,6 @@ SMSEND_EXPORT int luaopen_smsend(lua_State *L)
     lua_pushliteral(L, SMSEND_VERSION);
     lua_setfield(L, -2, "_VERSION");
     lsm_sms_register(L);
+    lsm_guard_register(L);
     return 1;
 }

@@ -22,19 +22,7 @@
 
 /* ---- a tiny check harness ---- */
 
-static int n_pass, n_fail;
-
-static void check_impl(int ok, const char *what, const char *file, int line)
-{
-    if (ok) {
-        n_pass++;
-        return;
-    }
-    n_fail++;
-    printf("FAIL %s:%d: %s\n", file, line, what);
-}
-
-#define CHECK(cond) check_impl((cond) ? 1 : 0, #cond, __FILE__, __LINE__)
+#include "check.h"
 
 /* A byte range with C escapes for messages. */
 static void print_bytes(const char *label, const char *p, size_t n)
