@@ -25,6 +25,7 @@ static const char *const names[SMSEND_E__COUNT] = {
     [SMSEND_E_COOLDOWN] = "cooldown",
     [SMSEND_E_OUT_OF_MEMORY] = "out_of_memory",
     [SMSEND_E_CANCELLED] = "cancelled",
+    [SMSEND_E_GUARD_UNAVAILABLE] = "guard_unavailable",
 };
 
 const char *smsend_error_name(smsend_error e)

@@ -27,6 +27,7 @@ typedef enum {
     SMSEND_E_COOLDOWN,
     SMSEND_E_OUT_OF_MEMORY,
     SMSEND_E_CANCELLED,
+    SMSEND_E_GUARD_UNAVAILABLE,
     SMSEND_E__COUNT
 } smsend_error;
 
