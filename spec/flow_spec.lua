@@ -125,6 +125,13 @@ describe("the 2FA flow", function()
   end)
 
   describe("username and password", function()
+    -- Sessions are the process's: shared by every client with the same credentials while one of
+    -- them lives. Each test here starts from no session: the clients of earlier tests are collected.
+    before_each(function()
+      collectgarbage()
+      collectgarbage()
+    end)
+
     it("logs in lazily with the URL-encoded credentials, then uses the session key", function()
       local c = login_client()
       local st = c:request_pin{ recipient = RCPT }

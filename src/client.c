@@ -12,6 +12,7 @@
 #include "client.h"
 #include "guard.h"
 #include "http.h"
+#include "session.h"
 #include "json.h"
 #include "urlenc.h"
 
@@ -32,6 +33,8 @@ struct smsend_client {
     int can_login;
     enum auth_mode auth;
     struct smsend_guard *guard;   /* claims per number (min_interval, pins_per_window), or NULL */
+    struct smsend_session *session; /* username/password: the process-wide session, else NULL */
+    unsigned session_gen;         /* generation of the session's keys this client holds */
     int guard_fail_open;          /* guard_fail = "open": send when the store cannot be reached */
     double timeout;   /* seconds, for the whole call */
     long timeout_ms;  /* the same, for the first exchange of a call */
@@ -441,6 +444,10 @@ struct smsend_client *client_create(const struct client_config *cfg, char *err, 
         client_destroy(c);
         return NULL;
     }
+    /* username/password: the session is the process's, shared with every client of the same
+     * credentials; keys given to smsend.new stay this client's own */
+    if (c->can_login && !(c->session = session_get(c->base_url, c->auth == AUTH_TOKEN, &c->username, &c->password)))
+        goto oom;
     return c;
 oom:
     free(ua);
@@ -499,6 +506,8 @@ struct smsend_op {
     double t0, deadline;
     int exchanges;                 /* HTTP exchanges started so far */
     int fresh_login;               /* the keys in use came from a login made for this op */
+    int session_owner;             /* this op's login is the session's one login */
+    unsigned wait_gen, wait_failures; /* the session as it was when this op began to wait */
     int renewed;                   /* the one renewal after a 401 was made */
     unsigned key_gen;              /* keys the call was last sent with */
     size_t rcpt_n;
@@ -586,7 +595,7 @@ static struct smsend_op *op_new(struct smsend_client *c, enum op_kind kind, int 
     op->pollable = pollable;
     op->t0 = http_now();
     op->deadline = op->t0 + c->timeout;
-    op->exchanges = op->fresh_login = op->renewed = 0;
+    op->exchanges = op->fresh_login = op->renewed = op->session_owner = 0;
     op->key_gen = 0;
     op->claim.held = 0;
     op->guard_note[0] = 0;
@@ -823,6 +832,20 @@ static void op_start_call(struct smsend_op *op)
     op_exchange(op, &op->call);
 }
 
+/* The op owned the session's one login: tell the session how it ended (ok: the client's new keys;
+ * else the failure in op->r, or abandoned when cancelled). */
+static void op_end_session_login(struct smsend_op *op, int ok)
+{
+    struct smsend_client *c = op->c;
+    if (!op->session_owner || !c)
+        return;
+    op->session_owner = 0;
+    if (ok)
+        session_login_done(c->session, &c->user_key, &c->key, NULL, &c->session_gen);
+    else
+        session_login_done(c->session, NULL, NULL, op->r.error == SMSEND_E_CANCELLED ? NULL : &op->r, NULL);
+}
+
 static void op_start_login(struct smsend_op *op)
 {
     struct smsend_client *c = op->c;
@@ -848,27 +871,75 @@ static void op_start_login(struct smsend_op *op)
         c->login_owner = NULL;
         secure_wipe(u->data, u->size);
         buf_reset(u);
+        op_end_session_login(op, 0);
     }
 }
 
-/* Gets keys for the op's call: the client's own, a login in flight to wait for, or a new login. */
+/* Takes the session's keys when they are newer than the client's. -1 when out of memory. */
+static int sync_session_keys(struct smsend_client *c)
+{
+    unsigned before = c->session_gen;
+    int k;
+    if (!c->session || (have_keys(c) && session_generation(c->session) == c->session_gen))
+        return 0;
+    k = session_keys(c->session, &c->session_gen, &c->user_key, &c->key);
+    if (k < 0)
+        return -1;
+    if (k == 0) {
+        secret_clear(&c->key); /* the session has no valid keys: neither has this client */
+    } else if (c->session_gen != before) {
+        c->key_is_token = c->auth == AUTH_TOKEN;
+        c->key_gen++;
+        if (http_set_auth(&c->http, &c->user_key, c->key_is_token ? "Access_token" : "Session_key", &c->key)) {
+            secret_clear(&c->key);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void op_wait_login(struct smsend_op *op)
+{
+    op->step = STEP_WAIT_LOGIN;
+    if (op->c->session)
+        session_marks(op->c->session, &op->wait_gen, &op->wait_failures);
+}
+
+/* Logs in for the op when nobody else does: a login of this client or of the process's session
+ * is waited for instead. */
+static void op_login_or_wait(struct smsend_op *op)
+{
+    struct smsend_client *c = op->c;
+    if (c->login_owner) {
+        op_wait_login(op);
+    } else if (c->session && !session_begin_login(c->session)) {
+        op_wait_login(op);
+    } else {
+        op->session_owner = c->session != NULL;
+        op_start_login(op);
+    }
+}
+
+/* Gets keys for the op's call: the client's own, the session's newer ones, a login in flight to
+ * wait for, or a new login. */
 static void op_need_keys(struct smsend_op *op)
 {
     struct smsend_client *c = op->c;
     if (op->kind == OPK_LOGIN) { /* an explicit login always logs in, or shares one in flight */
-        if (c->login_owner)
-            op->step = STEP_WAIT_LOGIN;
-        else
-            op_start_login(op);
+        op_login_or_wait(op);
+        return;
+    }
+    if (sync_session_keys(c) != 0) {
+        result_fail(&op->r, SMSEND_E_OUT_OF_MEMORY, "out of memory");
+        op->r.retryable = 1;
+        op_done(op);
     } else if (have_keys(c)) {
         op_start_call(op);
     } else if (!c->can_login) {
         result_fail(&op->r, SMSEND_E_UNAUTHORIZED, "no credentials to call the gateway with");
         op_done(op);
-    } else if (c->login_owner) {
-        op->step = STEP_WAIT_LOGIN;
     } else {
-        op_start_login(op);
+        op_login_or_wait(op);
     }
 }
 
@@ -905,6 +976,7 @@ static void on_exchange_done(struct http_exchange *x, void *owner)
         buf_reset(&op->login_url);
         op_detach_exchange(op);
         c->login_owner = NULL;
+        op_end_session_login(op, ok);
         wake_waiters(c, op, ok);
         if (!ok || op->kind == OPK_LOGIN) {
             if (ok)
@@ -925,8 +997,11 @@ static void on_exchange_done(struct http_exchange *x, void *owner)
          * with keys newer than the refused ones (another op may have renewed them already). */
         op->renewed = 1;
         result_clear(&op->r);
-        if (c->key_gen == op->key_gen)
+        if (c->key_gen == op->key_gen) {
             secret_clear(&c->key);
+            if (c->session) /* every client of the process drops these keys */
+                session_invalidate(c->session, c->session_gen);
+        }
         op_need_keys(op);
         return;
     }
@@ -937,13 +1012,47 @@ static void on_exchange_done(struct http_exchange *x, void *owner)
 /* Ops waiting for another op's login have no timer of their own in libcurl. */
 static void expire_waiters(struct smsend_client *c)
 {
-    struct smsend_op *w;
+    struct smsend_op *w, *next;
     double now = http_now();
-    for (w = c->ops; w; w = w->next) {
-        if (w->step == STEP_WAIT_LOGIN && now >= w->deadline) {
+    for (w = c->ops; w; w = next) {
+        next = w->next;
+        if (w->step != STEP_WAIT_LOGIN)
+            continue;
+        if (now >= w->deadline) {
             result_fail(&w->r, SMSEND_E_TIMEOUT, "the call's timeout passed while waiting for the login");
             w->r.retryable = 1;
             op_done(w);
+        } else if (!c->login_owner && c->session) {
+            /* waiting for another client's login of the same session */
+            switch (session_state(c->session, w->wait_gen, w->wait_failures)) {
+            case SESSION_READY:
+                w->fresh_login = 1;
+                if (w->kind == OPK_LOGIN) { /* its login is the one that just ended */
+                    if (sync_session_keys(c) != 0) {
+                        result_fail(&w->r, SMSEND_E_OUT_OF_MEMORY, "out of memory");
+                        w->r.retryable = 1;
+                    } else {
+                        w->r.status = 200;
+                        w->r.body_is_secret = 1;
+                        result_message(&w->r, "logged in");
+                    }
+                    op_done(w);
+                } else {
+                    op_need_keys(w);
+                }
+                break;
+            case SESSION_FAILED:
+                session_failure(c->session, &w->r);
+                op_done(w);
+                break;
+            case SESSION_FREE:
+                op_need_keys(w);
+                break;
+            default:
+                break;
+            }
+        } else if (!c->login_owner) {
+            op_need_keys(w);
         }
     }
 }
@@ -1195,7 +1304,9 @@ int smsend_op_wait(struct smsend_op *op, double seconds)
             if (max < 0 || w < max)
                 max = w;
         }
-        if (t)
+        if (op->step == STEP_WAIT_LOGIN && !op->c->login_owner && op->c->session)
+            session_wait(op->c->session, max < 0 || max > 0.05 ? 0.05 : max); /* another client logs in */
+        else if (t)
             http_wait(t, max);
         expire_waiters(op->c);
     } while (until < 0 || http_now() < until);
@@ -1220,6 +1331,8 @@ double smsend_op_timeout(struct smsend_op *op)
         w = op->deadline - http_now();
         if (w < 0)
             w = 0;
+        if (!op->c->login_owner && w > 0.01)
+            w = 0.01; /* another client of the process logs in: look again soon */
         if (t < 0 || w < t)
             t = w;
     }
@@ -1245,6 +1358,7 @@ int smsend_op_cancel(struct smsend_op *op)
                 sent ? "cancelled after the request was written: the gateway may have acted on it"
                      : "cancelled before the request was sent");
     op->r.retryable = !sent;
+    op_end_session_login(op, 0); /* abandoned: another client may log in */
     op_done(op);
     op_settle(op);
     /* ops that waited for this op's login log in themselves now */
@@ -1333,6 +1447,7 @@ void client_destroy(struct smsend_client *c)
     secret_clear(&c->password);
     secret_clear(&c->proxy);
     guard_close(c->guard);
+    session_put(c->session);
     free(c->base_url);
     free(c->url_request);
     free(c->url_verify);
