@@ -12,6 +12,7 @@
 #include "client.h"
 #include "json.h"
 #include "urlenc.h"
+#include "utf8.h"
 
 struct smsend_client {
     struct http_conn http;
@@ -31,6 +32,11 @@ struct smsend_client {
     const struct secret *secrets[5];
     struct secret proxy; /* the proxy URL may hold a proxy password: kept out of messages */
 };
+
+int client_global_init(void)
+{
+    return http_global_init();
+}
 
 static double now_seconds(void)
 {

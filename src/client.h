@@ -1,5 +1,5 @@
-/* client.h — a gateway client: configuration, credentials, login and renewal, and the
- * three calls (request a PIN, verify a PIN, check the session). Plain C, no Lua. */
+/* client.h — a gateway client: configuration, credentials, login and renewal, and the calls
+ * (request a PIN, verify a PIN, log in, check the session). Plain C, no Lua. */
 #ifndef SMSEND_CLIENT_H
 #define SMSEND_CLIENT_H
 
@@ -12,7 +12,6 @@
 
 #define SMSEND_VERSION "0.1.0"
 #define SMSEND_DEFAULT_BASE_URL "https://app.gateway.smsend.it/API/v1.0/REST/"
-#define SMSEND_SECRET_MAX 512
 
 enum auth_mode { AUTH_SESSION = 0, AUTH_TOKEN = 1 };
 
@@ -35,6 +34,9 @@ void client_config_defaults(struct client_config *cfg);
 void client_config_from_env(struct client_config *cfg);
 
 struct smsend_client;
+
+/* Once per process before the first client, thread-safe: what the transport needs. 0 on success. */
+int client_global_init(void);
 
 /* Validates cfg and builds a client. On a bad configuration returns NULL with a message in
  * err and the name of the offending option in field (both NUL-terminated). */

@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include "json.h"
 #include "lsmsend.h"
 
 struct lclient {
@@ -163,12 +162,12 @@ int lsm_read_field(lua_State *L, int idx, enum lsm_key k, enum lsm_op op, void *
         case K_SENDER: s = &rq->sender; break;
         case K_MESSAGE: s = &rq->message; break;
         case K_EXPIRY: {
-            double v;
-            if (read_number(L, idx, &v) != 0) {
+            if (read_number(L, idx, &rq->expiry) != 0) {
                 result_invalid(r, "expiry", "expiry must be a number of minutes, got %s", luaL_typename(L, idx));
                 return -1;
             }
-            return field_check_expiry(v, &rq->expiry, r);
+            rq->has_expiry = 1;
+            return 0;
         }
         default:
             result_invalid(r, key_names[k], "unknown field '%s'", key_names[k]);
@@ -214,7 +213,7 @@ void lsm_push_result(lua_State *L, const struct smsend_result *r)
      * since an allocation may run a finalizer that closes or reuses that client. */
     int has_body = r->status > 0 && !r->body_is_secret;
     if (has_body) {
-        if (json_is_status_ok(r->body.data, r->body.len))
+        if (result_body_is_ok(r))
             PUSH_KEY(RK_BODY_OK);
         else
             lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);

@@ -1,6 +1,7 @@
-/* lsms.c — smsend.normalize_recipient and smsend.sms_segments: the thin Lua side of sms.c.
+/* lsms.c — smsend.normalize_recipient and smsend.sms_segments: the thin Lua side of phone.c and sms.c.
  * A non-string argument is misuse and raises; text that cannot be used returns nil, message. */
 #include "lsmsend.h"
+#include "phone.h"
 #include "sms.h"
 
 /* Strictly a string: Lua would turn the number 393471234567 into a string, but a number has
@@ -16,8 +17,8 @@ static int l_normalize_recipient(lua_State *L)
 {
     size_t n;
     const char *s = check_string(L, 1, &n);
-    char out[SMS_RECIPIENT_MAX + 1], err[256];
-    int len = sms_normalize_recipient(s, n, out, err, sizeof err);
+    char out[PHONE_E164_MAX + 1], err[256];
+    int len = phone_normalize(s, n, out, err, sizeof err);
     if (len < 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);

@@ -98,9 +98,8 @@ static int cache_gc(lua_State *L)
 }
 
 /* The cached client for cfg, creating (and possibly evicting the least recently used) on a miss.
- * q/op are checked before anything is created or evicted: bad input changes nothing. */
-static struct smsend_client *cache_get(struct cache *cc, const struct client_config *cfg, enum lsm_op op,
-                                       const void *q, struct smsend_result *r)
+ * Callers check the request first, so bad input creates and evicts nothing. */
+static struct smsend_client *cache_get(struct cache *cc, const struct client_config *cfg, struct smsend_result *r)
 {
     struct cache_slot *victim = NULL, *s = &cc->slots[cc->last];
     char err[512], field[SMSEND_FIELD_MAX];
@@ -121,8 +120,6 @@ static struct smsend_client *cache_get(struct cache *cc, const struct client_con
         if (!victim || !s->c || (victim->c && s->used < victim->used))
             victim = s;
     }
-    if (op == OP_REQUEST ? fields_check_request(q, r) : fields_check_verify(q, r))
-        return NULL;
     c = client_create(cfg, err, sizeof err, field, sizeof field);
     if (!c) {
         result_invalid(r, field[0] ? field : "user_key", "%s", err);
@@ -182,6 +179,13 @@ static int module_call(lua_State *L, enum lsm_op op)
         lua_pop(L, 1);
     }
     client_config_from_env(&cfg);
+    /* Checked once, here, before a client is chosen; the client then trusts the flag. */
+    if (op == OP_REQUEST ? fields_check_request(&q.rq, &r) : fields_check_verify(&q.vq, &r))
+        goto out;
+    if (op == OP_REQUEST)
+        q.rq.checked = 1;
+    else
+        q.vq.checked = 1;
     if (cc->closed) {
         /* A finalizer running while the state closes: serve the call with a one-off client,
          * so nothing is left behind in a cache that will never be collected again. */
@@ -199,7 +203,7 @@ static int module_call(lua_State *L, enum lsm_op op)
         client_destroy(c);
         return 1;
     }
-    c = cache_get(cc, &cfg, op, &q, &r);
+    c = cache_get(cc, &cfg, &r);
     if (c) {
         if (op == OP_REQUEST)
             client_request_pin(c, &q.rq, &r);
@@ -229,7 +233,7 @@ __attribute__((visibility("default"))) int luaopen_smsend(lua_State *L)
         {NULL, NULL},
     };
     struct cache *cc;
-    if (http_global_init() != 0)
+    if (client_global_init() != 0)
         return luaL_error(L, "smsend: libcurl could not be initialised");
     lsm_client_register(L);
     lua_newtable(L);

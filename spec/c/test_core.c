@@ -11,14 +11,15 @@
 
 #include "answer.h"
 #include "buf.h"
-#include "client.h"
 #include "cooldown.h"
 #include "fields.h"
 #include "hash.h"
 #include "json.h"
+#include "phone.h"
 #include "result.h"
 #include "secret.h"
 #include "urlenc.h"
+#include "utf8.h"
 
 /* ---- a tiny check harness ---- */
 
@@ -154,20 +155,31 @@ static void test_utf8_count(void)
     CHECK(utf8_count(L("\xC3\xA8\xA8")) == -1);
 }
 
-/* ---- json_put_string / json_put_int ---- */
+/* ---- json_write_string / json_write_int ---- */
 
 static struct buf put_out;
+
+/* Appends to b the way the request writers do: reserve the worst case, then write unchecked. */
+static int append_json(struct buf *b, const char *p, size_t n, long long v, int is_int)
+{
+    if (buf_reserve(b, is_int ? JSON_INT_MAX : JSON_STRING_MAX(n)) != 0)
+        return -1;
+    b->len = (size_t)((is_int ? json_write_int(b->data + b->len, v) : json_write_string(b->data + b->len, p, n)) -
+                      b->data);
+    b->data[b->len] = 0;
+    return 0;
+}
 
 static void put_string(const char *p, size_t n)
 {
     buf_reset(&put_out);
-    CHECK(json_put_string(&put_out, p, n) == 0);
+    CHECK(append_json(&put_out, p, n, 0, 0) == 0);
 }
 
 static void put_int(long long v)
 {
     buf_reset(&put_out);
-    CHECK(json_put_int(&put_out, v) == 0);
+    CHECK(append_json(&put_out, NULL, 0, v, 1) == 0);
 }
 
 static void test_json_write(void)
@@ -214,8 +226,8 @@ static void test_json_write(void)
     /* appends after what is already there */
     buf_init(&b, 0);
     CHECK(buf_puts(&b, "{\"k\":") == 0);
-    CHECK(json_put_string(&b, L("v")) == 0);
-    CHECK(buf_putc(&b, '}') == 0);
+    CHECK(append_json(&b, L("v"), 0, 0) == 0);
+    CHECK(buf_append(&b, "}", 1) == 0);
     CHECK_BYTES(b.data, b.len, "{\"k\":\"v\"}");
     buf_free(&b);
 
@@ -225,7 +237,7 @@ static void test_json_write(void)
         size_t i;
         memset(in, 0x01, sizeof in);
         buf_reset(&put_out);
-        CHECK(json_put_string(&put_out, in, sizeof in) == 0);
+        CHECK(append_json(&put_out, in, sizeof in, 0, 0) == 0);
         CHECK(put_out.len == sizeof in * 6 + 2);
         for (i = 0; i < sizeof in; i++)
             if (memcmp(put_out.data + 1 + 6 * i, "\\u0001", 6) != 0)
@@ -822,6 +834,12 @@ static void test_fields(void)
     FIELD(field_check_recipient, "+", 0, "recipient");
     FIELD(field_check_recipient, "00", 0, "recipient");
     FIELD(field_check_recipient, "0", 0, "recipient");
+    /* the phone rule: no country code starts with 0 (here as in normalize_recipient) */
+    FIELD(field_check_recipient, "+0123456789", 0, "recipient");
+    FIELD(field_check_recipient, "000123456789", 0, "recipient");
+    FIELD(field_check_recipient, "+00393471234567", 0, "recipient");
+    result_clear(&fr);
+    CHECK(field_check_recipient(L("+0123456789"), &fr) == -1 && strstr(fr.message, "country code") != NULL);
 
     /* senderName */
     FIELD(field_check_sender, "MyCompany", 1, "senderName");
@@ -942,9 +960,24 @@ static void test_fields(void)
         q.message.n = 9;
         result_clear(&fr);
         CHECK(fields_check_request(&q, &fr) == 0);
+        /* expiry is checked with the other fields, after them */
+        q.has_expiry = 1;
+        q.expiry = 2.5;
+        result_clear(&fr);
+        CHECK(fields_check_request(&q, &fr) == -1 && strcmp(fr.field, "expiry") == 0);
+        q.expiry = 0;
+        result_clear(&fr);
+        CHECK(fields_check_request(&q, &fr) == -1 && strcmp(fr.field, "expiry") == 0);
+        q.expiry = 5;
+        result_clear(&fr);
+        CHECK(fields_check_request(&q, &fr) == 0);
         q.recipient.n = 5;
         result_clear(&fr);
         CHECK(fields_check_request(&q, &fr) == -1 && strcmp(fr.field, "recipient") == 0);
+        /* a request already checked is not checked again */
+        q.checked = 1;
+        result_clear(&fr);
+        CHECK(fields_check_request(&q, &fr) == 0 && fr.error == SMSEND_OK);
 
         memset(&v, 0, sizeof v);
         result_clear(&fr);
@@ -968,6 +1001,31 @@ static void test_fields(void)
     CHECK(strcmp(smsend_error_name(SMSEND_E_WRONG_PIN), "wrong_pin") == 0);
     CHECK(strcmp(smsend_error_name(SMSEND_E_OUT_OF_MEMORY), "out_of_memory") == 0);
     CHECK(strcmp(smsend_error_name((smsend_error)999), "unexpected_status") == 0);
+    CHECK(strcmp(smsend_error_name(SMSEND_E_GUARD_UNAVAILABLE), "guard_unavailable") == 0);
+    CHECK(smsend_error_retryable(SMSEND_E_CONNECT_FAILED) == SMSEND_RETRY_YES);
+    CHECK(smsend_error_retryable(SMSEND_E_BAD_REQUEST) == SMSEND_RETRY_NO);
+    CHECK(smsend_error_retryable(SMSEND_E_TIMEOUT) == SMSEND_RETRY_PER_CALL);
+    CHECK(smsend_error_retryable(SMSEND_E_BUSY) == SMSEND_RETRY_YES);
+    CHECK(smsend_error_retryable(SMSEND_E_COUNTRY_NOT_ALLOWED) == SMSEND_RETRY_NO);
+    /* errors.def: every constant is its name in capitals, and names are unique */
+    {
+        static const char *const pairs[][2] = {
+#define ERR(constant, name, retryable) {#constant, #name},
+#include "errors.def"
+#undef ERR
+        };
+        size_t i, j, k;
+        CHECK(sizeof pairs / sizeof pairs[0] == SMSEND_E__COUNT - 1);
+        for (i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+            const char *c = pairs[i][0], *n = pairs[i][1];
+            for (k = 0; c[k] && n[k] && (c[k] == n[k] || c[k] == n[k] - 'a' + 'A'); k++)
+                ;
+            CHECK(c[k] == 0 && n[k] == 0);
+            CHECK(strcmp(smsend_error_name((smsend_error)(i + 1)), n) == 0);
+            for (j = 0; j < i; j++)
+                CHECK(strcmp(pairs[j][1], n) != 0);
+        }
+    }
     /* messages are truncated, never overflow */
     {
         char *big = repeat("m", 1000, "");
@@ -981,6 +1039,100 @@ static void test_fields(void)
 }
 
 /* ---- secrets ---- */
+
+/* ---- phone rule ---- */
+
+static void e164(const char *in, size_t n, const char *want, int line)
+{
+    char out[PHONE_E164_MAX + 1];
+    int rc = phone_e164(in, n, out);
+    int ok = want ? rc == (int)strlen(want) && strcmp(out, want) == 0 : rc < 0 && out[0] == 0;
+    check_impl(ok, in, __FILE__, line);
+    if (!ok)
+        printf("    rc=%d out=\"%s\"\n", rc, out);
+}
+#define E164(in, want) e164(L(in), (want), __LINE__)
+
+static void test_phone(void)
+{
+    struct phone_countries cs;
+    char out[PHONE_E164_MAX + 1], err[200];
+
+    E164("+393471234567", "+393471234567");
+    E164("00393471234567", "+393471234567");
+    E164("+123456", "+123456");
+    E164("+123456789012345", "+123456789012345");
+    E164("+12345", NULL);
+    E164("+1234567890123456", NULL);
+    E164("001234567890123456", NULL);
+    E164("393471234567", NULL);
+    E164("+39 3471234567", NULL);
+    E164("+0123456789", NULL);
+    E164("000123456789", NULL);
+    E164("", NULL);
+    E164("+", NULL);
+    E164("+39347123456\0", NULL);
+    CHECK(phone_e164(L("+0123456789"), NULL) == PHONE_COUNTRY_ZERO);
+    CHECK(phone_e164(L("+39abc1234567"), NULL) == PHONE_BAD_FORM);
+    CHECK(phone_e164(L("+393471234567"), NULL) == 13);
+
+    /* normalisation is the same rule after the separators are gone */
+    CHECK(phone_normalize(L("0039 (347) 123.4567"), out, err, sizeof err) == 13);
+    CHECK_STR(out, "+393471234567");
+    CHECK(phone_normalize(L("+0123456789"), out, err, sizeof err) == -1 && strstr(err, "country code"));
+    CHECK(phone_normalize(L("+1234567890123456"), out, err, sizeof err) == -1 && strstr(err, "has 16"));
+    CHECK(phone_normalize(L("00 1234567890123456"), out, err, sizeof err) == -1 && strstr(err, "has 16"));
+    CHECK(phone_normalize(L("347 1234567"), out, NULL, 0) == -1 && out[0] == 0);
+    CHECK(phone_normalize(L("+44 (0)20 7946 0958"), out, NULL, 0) == 13);
+    CHECK_STR(out, "+442079460958");
+
+    /* calling codes */
+    CHECK(phone_countries_parse(L("39,44,1"), &cs) == NULL && cs.restricted);
+    CHECK(phone_country_allowed(&cs, L("+393471234567")));
+    CHECK(phone_country_allowed(&cs, L("+447700900123")));
+    CHECK(phone_country_allowed(&cs, L("+14155552671")));
+    CHECK(!phone_country_allowed(&cs, L("+4915112345678")));
+    CHECK(!phone_country_allowed(&cs, L("+3312345678")));
+    CHECK(!phone_country_allowed(&cs, L("+")));
+    CHECK(phone_countries_parse(L(" 39 , 44 "), &cs) == NULL);
+    CHECK(phone_country_allowed(&cs, L("+447700900123")) && !phone_country_allowed(&cs, L("+14155552671")));
+    CHECK(phone_countries_parse(L("999"), &cs) == NULL && phone_country_allowed(&cs, L("+9991234567")));
+    CHECK(!phone_country_allowed(&cs, L("+9912345678")));
+    CHECK(phone_countries_parse(L(""), &cs) != NULL);
+    CHECK(phone_countries_parse(L(","), &cs) != NULL);
+    CHECK(phone_countries_parse(L("39,"), &cs) != NULL);
+    CHECK(phone_countries_parse(L("39,,44"), &cs) != NULL);
+    CHECK(phone_countries_parse(L("039"), &cs) != NULL);
+    CHECK(phone_countries_parse(L("0"), &cs) != NULL);
+    CHECK(phone_countries_parse(L("1234"), &cs) != NULL);
+    CHECK(phone_countries_parse(L("+39"), &cs) != NULL);
+    CHECK(phone_countries_parse(L("39;44"), &cs) != NULL);
+    CHECK(phone_countries_parse(L("3 9"), &cs) != NULL);
+    memset(&cs, 0, sizeof cs); /* not restricted: everything goes */
+    CHECK(phone_country_allowed(&cs, L("+4915112345678")));
+}
+
+/* ---- utf8 ---- */
+
+static void test_utf8(void)
+{
+    uint32_t cp = 0;
+    CHECK(utf8_decode((const unsigned char *)"A", 1, &cp) == 1 && cp == 'A');
+    CHECK(utf8_decode((const unsigned char *)"\xC3\xA8", 2, &cp) == 2 && cp == 0xE8);
+    CHECK(utf8_decode((const unsigned char *)"\xE2\x82\xAC", 3, &cp) == 3 && cp == 0x20AC);
+    CHECK(utf8_decode((const unsigned char *)"\xF0\x9F\x98\x80", 4, &cp) == 4 && cp == 0x1F600);
+    CHECK(utf8_decode((const unsigned char *)"\xF4\x8F\xBF\xBF", 4, NULL) == 4);
+    CHECK(utf8_decode((const unsigned char *)"\xED\xA0\x80", 3, NULL) == 0);
+    CHECK(utf8_decode((const unsigned char *)"\xE2\x82\xAC", 2, NULL) == 0);
+    CHECK(utf8_has_ctl(L("plain text"), 0) == 0);
+    CHECK(utf8_has_ctl(L("plain text"), 1) == 1);
+    CHECK(utf8_has_ctl(L("a\tb"), 0) == 1);
+    CHECK(utf8_has_ctl(L("a\0b"), 0) == 1);
+    CHECK(utf8_has_ctl(L("a\x7f"), 0) == 1);
+    CHECK(utf8_has_ctl(L("a\x1f"), 0) == 1);
+    CHECK(utf8_has_ctl(L("\xC3\xA8\x80\xFF"), 1) == 0); /* bytes above DEL are not controls here */
+    CHECK(utf8_has_ctl(L(""), 1) == 0);
+}
 
 static void test_secret(void)
 {
@@ -1014,22 +1166,17 @@ static void test_secret(void)
     CHECK(!secret_isset(&a));
     CHECK(secret_set(&a, L("hunter2")) == 0);
     CHECK(secret_isset(&a) && a.len == 7 && a.data[7] == 0);
-    CHECK(secret_equals(&a, L("hunter2")) == 1);
-    CHECK(secret_equals(&a, L("hunter3")) == 0);
-    CHECK(secret_equals(&a, L("Hunter2")) == 0);
-    CHECK(secret_equals(&a, L("hunter")) == 0);
-    CHECK(secret_equals(&a, L("hunter22")) == 0);
-    CHECK(secret_equals(&a, L("")) == 0);
+    CHECK_BYTES(a.data, a.len, "hunter2");
     CHECK(secret_set(&a, L("x")) == 0); /* replace */
-    CHECK(a.len == 1 && secret_equals(&a, L("x")) && !secret_equals(&a, L("hunter2")));
+    CHECK_BYTES(a.data, a.len, "x");
+    CHECK(a.data[1] == 0);
     CHECK(secret_set(&a, L("a\0b")) == 0); /* bytes, not C strings */
-    CHECK(a.len == 3 && secret_equals(&a, L("a\0b")) && !secret_equals(&a, L("a\0c")));
+    CHECK_BYTES(a.data, a.len, "a\0b");
     secret_clear(&a);
     CHECK(!secret_isset(&a) && a.len == 0 && a.data == NULL);
-    CHECK(secret_equals(&a, L("")) == 0); /* an unset secret equals nothing */
-    secret_clear(&a);                     /* twice is fine */
+    secret_clear(&a); /* twice is fine */
     CHECK(secret_set(&a, L("")) == 0);
-    CHECK(secret_isset(&a) && a.len == 0 && secret_equals(&a, L("")) == 1);
+    CHECK(secret_isset(&a) && a.len == 0 && a.data[0] == 0);
 
     CHECK(secret_set(&a, L("SESSIONKEY")) == 0);
     CHECK(secret_set(&b, L("USERKEY")) == 0);
@@ -1086,7 +1233,7 @@ static void test_buf(void)
     CHECK(buf_puts(&b, "5678") == 0);
     CHECK_BYTES(b.data, b.len, "12345678");
     CHECK(!b.overflow);
-    CHECK(buf_putc(&b, 'x') == -1);
+    CHECK(buf_append(&b, "x", 1) == -1);
     CHECK(b.overflow == 1);
     CHECK_STR(buf_cstr(&b), "12345678"); /* untouched by the refused append */
     buf_reset(&b);
@@ -1263,6 +1410,8 @@ int main(void)
     test_urlenc();
     test_answers();
     test_fields();
+    test_phone();
+    test_utf8();
     test_secret();
     test_buf();
     test_siphash();
