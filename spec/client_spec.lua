@@ -27,6 +27,28 @@ describe("smsend (request_pin)", function()
     return out
   end
 
+  -- A CONNECT proxy on loopback (spec/support/connect_proxy.lua) that logs what it was asked.
+  local function start_proxy()
+    local port = util.closed_port()
+    local log = os.tmpname()
+    local cmd = util.interpreter() .. " spec/support/connect_proxy.lua " .. port .. " " .. log
+    local pid = io.popen(cmd .. " >/dev/null 2>&1 & echo $!"):read("*l")
+    local sandbox = helpers.sandbox
+    for _ = 1, 100 do
+      if sandbox.port_open(port) then break end
+      helpers.sleep(0.05)
+    end
+    return {
+      url = "http://127.0.0.1:" .. port,
+      lines = function()
+        local out = {}
+        for l in (helpers.read_file(log) or ""):gmatch("[^\n]+") do out[#out + 1] = l end
+        return out
+      end,
+      stop = function() os.execute("kill " .. pid .. " 2>/dev/null"); os.remove(log) end,
+    }
+  end
+
   describe("smsend.new", function()
     it("has a version string", function()
       assert.is_string(smsend._VERSION)
@@ -180,33 +202,58 @@ describe("smsend (request_pin)", function()
       assert.equal("2fa/request", gateway_requests()[1].path)
     end)
 
-    it("honours the proxy option", function()
-      -- The sandbox also answers absolute-form requests, so it can stand in for a proxy: the
-      -- base_url's own port is closed, so only the proxy can have carried the call.
-      local closed = util.closed_port()
-      local c = client{ base_url = "http://127.0.0.1:" .. closed .. "/API/v1.0/REST/",
-                        proxy = "http://127.0.0.1:" .. sb.port }
+    it("honours the proxy option for an https:// base_url, through a CONNECT tunnel", function()
+      local proxy = start_proxy()
+      finally(proxy.stop)
+      local c = client{ base_url = sb.tls_urls.tls, cainfo = sb.ca_file, proxy = proxy.url }
       local st = c:request_pin{ recipient = RCPT }
       assert.is_true(st.ok, st.message)
       assert.equal(1, #gateway_requests("2fa/request"))
+      local lines = proxy.lines()
+      assert.equal(1, #lines)
+      assert.matches("^CONNECT 127%.0%.0%.1:%d+$", lines[1])
+    end)
+
+    it("refuses a proxy with an http:// base_url: the proxy would read the credentials in clear", function()
+      local proxy = start_proxy()
+      finally(proxy.stop)
+      local c, err = smsend.new{ user_key = UK, access_token = TOK, base_url = sb.base_url, proxy = proxy.url }
+      assert.is_nil(c)
+      assert.matches("proxy", err)
+      assert.matches("http://", err, 1, true)
+      local st = smsend.request_pin{ user_key = UK, access_token = TOK, base_url = sb.base_url,
+                                     proxy = proxy.url, recipient = RCPT }
+      assert.equal("invalid_request", st.error)
+      assert.equal("proxy", st.field)
+      assert.equal(0, #gateway_requests())
+      assert.equal(0, #proxy.lines())
     end)
   end)
 
   describe("libcurl's proxy variables", function()
-    it("are honoured when no proxy option is given, with no_proxy too", function()
-      local env = { http_proxy = "http://127.0.0.1:" .. sb.port,
-                    URL = "http://127.0.0.1:" .. util.closed_port() .. "/API/v1.0/REST/" }
+    it("are read once for an https:// base_url, with no_proxy too, and never for http://", function()
+      local proxy = start_proxy()
+      finally(proxy.stop)
+      local function proxied() return #proxy.lines() end
+      local purl = proxy.url
       local code = [[
         local smsend = require "smsend"
-        local c = assert(smsend.new{ user_key = "SBXUSER", access_token = "SBXTOKEN", base_url = os.getenv("URL") })
+        local c = assert(smsend.new{ user_key = "SBXUSER", access_token = "SBXTOKEN", base_url = os.getenv("URL"),
+                                     cainfo = os.getenv("CA") })
         local st = c:request_pin{ recipient = "+393471234567" }
         print(st.ok, st.error)
       ]]
+      local env = { https_proxy = purl, URL = sb.tls_urls.tls, CA = sb.ca_file }
       assert.equal("true\tnil", util.run_lua(code, env))
-      assert.equal(1, #gateway_requests("2fa/request"))
+      assert.equal(1, proxied())
       env.no_proxy = "127.0.0.1"
-      assert.equal("false\tconnect_failed", util.run_lua(code, env))
-      assert.equal(1, #gateway_requests("2fa/request"))
+      assert.equal("true\tnil", util.run_lua(code, env))
+      assert.equal(1, proxied())
+      -- http:// to loopback: http_proxy, HTTP_PROXY and ALL_PROXY are all ignored
+      env = { http_proxy = purl, HTTP_PROXY = purl, ALL_PROXY = purl, all_proxy = purl, URL = sb.base_url, CA = sb.ca_file }
+      assert.equal("true\tnil", util.run_lua(code, env))
+      assert.equal(1, proxied())
+      assert.equal(3, #gateway_requests("2fa/request"))
     end)
   end)
 
@@ -327,11 +374,12 @@ describe("smsend (request_pin)", function()
     end)
 
     it("gives retry_after with a 429 when the gateway says", function()
+      -- a 429 is a refusal before acting: nothing was sent, so it is safe to retry
       local st = call_fault("retry-after-7")
-      expect(st, "rate_limited", 429, false)
+      expect(st, "rate_limited", 429, true)
       assert.equal(7, st.retry_after)
       st = call_fault("ratelimit")
-      expect(st, "rate_limited", 429, false)
+      expect(st, "rate_limited", 429, true)
       assert.is_nil(st.retry_after)
     end)
 

@@ -224,7 +224,7 @@ describe("smsend in OpenResty", function()
     it("returns gateway errors as status tables", function()
       local cases = {
         { opts{ base_url = sb.url_for("status-503") }, "server_error", 503, false },
-        { opts{ base_url = sb.url_for("retry-after-7") }, "rate_limited", 429, false },
+        { opts{ base_url = sb.url_for("retry-after-7") }, "rate_limited", 429, true },
         { opts{ access_token = "WRONG" }, "unauthorized", 401, false },
         { opts{ user_key = "NOBODY" }, "not_found", 404, false },
         { opts{ base_url = sb.url_for("garbage") }, "bad_response", nil, false },

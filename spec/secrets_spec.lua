@@ -212,8 +212,12 @@ describe("secret hygiene with sentinel credentials", function()
       keep(tc:request_pin{ recipient = RCPT }, tc:check_session())
     end
     -- the proxy option with credentials in it is a secret too
-    keep(token_client{ proxy = "http://proxyuser:SENTINEL-PXY-0b7e@127.0.0.1:" .. util.closed_port() }
+    keep(token_client{ base_url = sb.tls_urls.tls, cainfo = sb.ca_file,
+                       proxy = "http://proxyuser:SENTINEL-PXY-0b7e@127.0.0.1:" .. util.closed_port() }
       :request_pin{ recipient = RCPT })
+    -- and so it is in the refusal of a proxy with an http:// base_url
+    keep(select(2, smsend.new{ user_key = UK, access_token = TOK, base_url = sb.base_url,
+                               proxy = "http://proxyuser:SENTINEL-PXY-0b7e@127.0.0.1:1" }))
     -- bad configurations: the messages name the option, never its value
     for _, o in ipairs{
       { user_key = UK .. "\n", access_token = TOK },
@@ -261,9 +265,9 @@ describe("secret hygiene with sentinel credentials", function()
       local texts = {}
       for _, proxy in ipairs{ "http://u:SENTINEL-PXY-0b7e@127.0.0.1:99999", "http://u:SENTINEL-PXY-0b7e@[::1",
                               "socks9://u:SENTINEL-PXY-0b7e@127.0.0.1:1", "http://u:SENTINEL-PXY-0b7e@bad host:1" } do
-        local c, err = smsend.new{ user_key = UK, access_token = TOK, base_url = sb.base_url, proxy = proxy }
+        local c, err = smsend.new{ user_key = UK, access_token = TOK, base_url = sb.tls_urls.tls, proxy = proxy }
         flatten({ err, c and tostring(c), c and c:request_pin{ recipient = RCPT } }, texts)
-        flatten(smsend.request_pin{ user_key = UK, access_token = TOK, base_url = sb.base_url, proxy = proxy,
+        flatten(smsend.request_pin{ user_key = UK, access_token = TOK, base_url = sb.tls_urls.tls, proxy = proxy,
                                     recipient = RCPT }, texts)
       end
       local leak = find_leak(table.concat(texts, "\n"))

@@ -42,9 +42,17 @@ int buf_reserve(struct buf *b, size_t n)
     size = b->size ? b->size : 64;
     while (size < need)
         size = size > ((size_t)-1) / 2 ? need : size * 2;
-    p = realloc(b->data, size);
+    /* Grown by allocate-copy-wipe-free, never realloc: these buffers hold request bodies with
+     * PINs, login URLs with passwords and answers with keys, and realloc may leave the old block
+     * in the heap unwiped. Growth is rare (sizes double), so the copy costs nothing per call. */
+    p = malloc(size);
     if (!p)
         return -1;
+    if (b->data) {
+        memcpy(p, b->data, b->len + 1);
+        secure_wipe(b->data, b->size);
+        free(b->data);
+    }
     b->data = p;
     b->size = size;
     return 0;

@@ -77,6 +77,10 @@ void client_config_from_env(struct client_config *cfg)
 
 /* ---- configuration checks ---- */
 
+/* Only spellings that every URL parser, libcurl's included, reads as a loopback address: the
+ * name localhost, [::1], and a dotted quad 127.a.b.c of plain decimal octets. Leading zeros
+ * (octal to libcurl: 0127.0.0.1 is 87.0.0.1), hex, short forms (127.1) and single numbers are
+ * refused, and so is anything libcurl would hand to a resolver. */
 static int is_loopback_host(const char *h, size_t n)
 {
     int octets = 0, first = -1;
@@ -87,11 +91,12 @@ static int is_loopback_host(const char *h, size_t n)
         return 1;
     while (i < n) { /* dotted quad with 127 in front */
         int v = 0, digits = 0;
+        size_t start = i;
         while (i < n && h[i] >= '0' && h[i] <= '9' && digits < 4) {
             v = v * 10 + (h[i++] - '0');
             digits++;
         }
-        if (!digits || v > 255)
+        if (!digits || v > 255 || (digits > 1 && h[start] == '0'))
             return 0;
         if (first < 0)
             first = v;
@@ -164,6 +169,11 @@ static const char *check_base_url(const char *p, size_t n, int *len_with_slash)
                "(http:// is allowed only for 127.0.0.0/8, ::1 and localhost)";
     *len_with_slash = (int)n + (p[n - 1] == '/' ? 0 : 1);
     return NULL;
+}
+
+static int is_clear_text(const char *p, size_t n)
+{
+    return n > 7 && strncasecmp(p, "http://", 7) == 0;
 }
 
 static const char *check_path(const char *p, size_t n)
@@ -326,6 +336,9 @@ static int check_config(const struct client_config *cfg, char *err, size_t errle
         FAIL("capath", "capath %s", why);
     if (cfg->proxy.p && (why = check_proxy(cfg->proxy.p, cfg->proxy.n)))
         FAIL("proxy", "%s", why);
+    if (cfg->proxy.p && cfg->base_url.p && is_clear_text(cfg->base_url.p, cfg->base_url.n))
+        FAIL("proxy", "an http:// base_url never goes through a proxy: the proxy would read the credentials "
+                      "in clear text (use https:// to go through a proxy)");
     if (cfg->user_agent.p && (why = check_plain(cfg->user_agent.p, cfg->user_agent.n, 0)))
         FAIL("user_agent", "user_agent %s", why);
     return 0;
@@ -410,6 +423,7 @@ struct smsend_client *client_create(const struct client_config *cfg, char *err, 
     o.capath = capath;
     o.proxy = proxy;
     o.user_agent = ua;
+    o.clear_text = is_clear_text(base, base_n);
     ok = http_open(&c->http, &o, err, errlen) == 0;
     free(ua);
     free(cainfo);
@@ -523,6 +537,8 @@ static void map_status(struct smsend_client *c, struct smsend_result *r)
         result_fail(r, SMSEND_E_UNEXPECTED_STATUS, "unexpected answer from the gateway (HTTP %ld)%s", s, detail);
     if (s == 429 || s == 503)
         r->retry_after = http_retry_after(&c->http);
+    /* 429: the gateway refused the call before acting on it, so no SMS went out */
+    r->retryable = s == 429;
 }
 
 /* Starts the bookkeeping of one public call: timeout bounds the whole call, logins included. */
@@ -549,6 +565,26 @@ static int exchange(struct smsend_client *c, struct http_call *call, struct smse
         call->timeout_ms = (long)ceil(left * 1000.0);
     }
     return http_perform(&c->http, call, r);
+}
+
+/* 1 when text holds the username or password as the login URL carries them (percent-encoded):
+ * a refusal page that quotes the request URL must not reach a message. */
+static int quotes_login_query(const struct smsend_client *c, const char *text)
+{
+    const struct secret *both[2] = {&c->username, &c->password};
+    struct buf enc;
+    size_t i;
+    int found = 0;
+    buf_init(&enc, 0);
+    for (i = 0; i < 2 && !found; i++) {
+        buf_reset(&enc);
+        if (urlenc_append(&enc, both[i]->data, both[i]->len) != 0)
+            found = 1; /* cannot tell: say nothing */
+        else if (enc.len && memmem(text, strlen(text), enc.data, enc.len))
+            found = 1;
+    }
+    buf_wipe_free(&enc);
+    return found;
 }
 
 static int do_login(struct smsend_client *c, struct smsend_result *r)
@@ -585,7 +621,12 @@ static int do_login(struct smsend_client *c, struct smsend_result *r)
     if (r->status != 200) {
         char detail[JSON_TEXT_MAX + 4];
         scrubbed_detail(c, &r->body, detail, sizeof detail);
+        if (quotes_login_query(c, detail))
+            detail[0] = 0;
         result_fail(r, SMSEND_E_LOGIN_FAILED, "login refused by the gateway (HTTP %ld)%s", r->status, detail);
+        /* a refusal page may quote the request URL, password included: never hand it to Lua */
+        r->body_is_secret = 1;
+        secure_wipe(c->http.resp.data, c->http.resp.len);
         return -1;
     }
     /* 200: USER_KEY;SECRET, maybe followed by a line break */
@@ -707,7 +748,6 @@ void client_request_pin(struct smsend_client *c, const struct pin_request *q, st
     init_call(c, &call, HTTP_POST, c->url_request);
     call.body = c->body.data;
     call.body_len = c->body.len;
-    call.no_resend = 1;
     if (call_authed(c, &call, r) == 0) {
         if (r->status != 200)
             map_status(c, r);
@@ -718,11 +758,10 @@ void client_request_pin(struct smsend_client *c, const struct pin_request *q, st
         else
             result_fail(r, SMSEND_E_BAD_RESPONSE, "HTTP 200 without {\"status\":\"OK\"}");
     }
-    /* Remember every request that may have reached the gateway, not only accepted ones. */
-    if (r->error == SMSEND_OK || r->error == SMSEND_E_TIMEOUT || r->error == SMSEND_E_NETWORK_ERROR ||
-        r->error == SMSEND_E_BAD_RESPONSE)
-        if (!r->retryable)
-            cooldown_mark(&c->cooldown, q->recipient.p, q->recipient.n, t0);
+    /* Count every request that may have reached the gateway, whatever error followed: only a call
+     * that certainly sent nothing (retryable) leaves the recipient free. */
+    if (!r->retryable)
+        cooldown_mark(&c->cooldown, q->recipient.p, q->recipient.n, t0);
 done:
     r->elapsed = now_seconds() - t0;
 }

@@ -10,6 +10,8 @@
 #include "secret.h"
 
 #define HTTP_BODY_CAP (64 * 1024)
+#define HTTP_HEADER_CAP (32 * 1024) /* header bytes of one answer */
+#define HTTP_HEADER_LINES 200
 #define HTTP_MAX_SOCKETS 8 /* sockets a handle can hold open at once that we keep track of */
 
 enum http_method { HTTP_NONE = 0, HTTP_GET, HTTP_POST };
@@ -19,8 +21,9 @@ struct http_options {
     long connect_timeout_ms;
     const char *cainfo;     /* NULL: system default */
     const char *capath;     /* NULL: system default */
-    const char *proxy;      /* NULL: libcurl's usual proxy variables */
+    const char *proxy;      /* NULL: libcurl's usual proxy variables, read once by http_open */
     const char *user_agent; /* full header value */
+    int clear_text;         /* http:// base: loopback sockets only, never through a proxy */
 };
 
 struct http_conn {
@@ -35,11 +38,15 @@ struct http_conn {
     struct buf resp;
     unsigned fork_generation;         /* process the connection belongs to */
     struct http_options opts;         /* owned copies of the strings */
+    char *noproxy;                    /* no_proxy as read by http_open, or NULL */
     long cur_timeout_ms;              /* CURLOPT_TIMEOUT_MS as set now */
     int socks[HTTP_MAX_SOCKETS];      /* sockets opened by this handle, for fork() hygiene */
     int nsocks;
     int prereq_calls;                 /* times libcurl was about to send in this perform */
-    int no_resend;                    /* refuse libcurl's silent retry on a reused connection */
+    size_t header_bytes;              /* of the answer in progress, against HTTP_HEADER_CAP */
+    int header_lines;
+    int header_overflow;              /* the answer's headers passed the caps */
+    int refused_socket;               /* the open-socket guard refused an address */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -47,6 +54,10 @@ struct http_conn {
 int http_global_init(void);
 /* "libcurl/x.y.z" of the library actually loaded. */
 const char *http_curl_version(void);
+
+/* 1 for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
+struct sockaddr;
+int http_addr_is_loopback(const struct sockaddr *sa);
 
 int http_open(struct http_conn *h, const struct http_options *o, char *err, size_t errlen);
 void http_close(struct http_conn *h);
@@ -60,7 +71,6 @@ struct http_call {
     const char *url;
     int url_is_scratch;     /* URL text changes between calls at the same address */
     int with_auth;          /* send the credential headers */
-    int no_resend;          /* the request must never be sent twice */
     long timeout_ms;        /* 0: the configured timeout; else what is left of the call's */
     const char *body;
     size_t body_len;
