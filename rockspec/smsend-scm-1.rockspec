@@ -37,9 +37,9 @@ build = {
       ["smsend.resty"] = "lua/smsend/resty.lua",
       smsend = {
          sources = {
-            "src/answer.c", "src/buf.c", "src/client.c", "src/cooldown.c", "src/fields.c", "src/hash.c",
-            "src/http.c", "src/json.c", "src/result.c", "src/secret.c", "src/urlenc.c",
-            "src/sms.c", "src/lclient.c", "src/lsms.c", "src/smsend.c",
+            "src/answer.c", "src/buf.c", "src/client.c", "src/config.c", "src/cooldown.c", "src/fields.c",
+            "src/hash.c", "src/http.c", "src/json.c", "src/phone.c", "src/result.c", "src/secret.c",
+            "src/urlenc.c", "src/utf8.c", "src/sms.c", "src/lclient.c", "src/lsms.c", "src/smsend.c",
          },
          incdirs = { "$(CURL_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)" },

@@ -10,31 +10,41 @@
 
 #define LSMSEND_CLIENT_MT "smsend.client"
 
-/* Names a table key can have: request fields first, then smsend.new options. */
+/* Names a table key can have: the request fields, then the options of smsend.new, option i of
+ * config_options being K_FIRST_OPTION + i. */
 enum lsm_key {
     K_UNKNOWN = -1,
     K_RECIPIENT = 0, K_SENDER, K_EXPIRY, K_MESSAGE, K_PIN,
-    K_BASE_URL, K_USER_KEY, K_ACCESS_TOKEN, K_SESSION_KEY, K_USERNAME, K_PASSWORD,
-    K_CAINFO, K_CAPATH, K_PROXY, K_USER_AGENT, K_LOGIN_PATH, K_TOKEN_PATH,
-    K_AUTH, K_TIMEOUT, K_CONNECT_TIMEOUT, K_MIN_INTERVAL,
-    K__COUNT
+    K_FIRST_OPTION
 };
-#define K_FIRST_OPTION K_BASE_URL
 
-enum lsm_op { OP_REQUEST, OP_VERIFY };
+/* OP_NONE: a table of options only (request fields are unknown keys there). */
+enum lsm_op { OP_NONE, OP_REQUEST, OP_VERIFY };
+
+union lsm_request {
+    struct pin_request rq;
+    struct pin_verify vq;
+};
 
 /* Classifies the key at stack index idx (any Lua value). */
-enum lsm_key lsm_key_of(lua_State *L, int idx);
+int lsm_key_of(lua_State *L, int idx);
 
-/* Reads the value at idx into cfg for option k. Returns NULL or a message (static or in err). */
-const char *lsm_read_option(lua_State *L, int idx, enum lsm_key k, struct client_config *cfg, char *err, size_t errlen);
+/* Reads the value at idx into cfg for option i (a config_options index). Returns NULL, or the
+ * message (static or in err) for a value of the wrong type or an enum's unknown word. */
+const char *lsm_read_option(lua_State *L, int idx, int option, struct client_config *cfg, char *err, size_t errlen);
 
-/* Reads the value at idx for request field k of op into q (a struct pin_request or pin_verify).
- * On a wrong type or a field that does not belong to op, fills r and returns -1. */
-int lsm_read_field(lua_State *L, int idx, enum lsm_key k, enum lsm_op op, void *q, struct smsend_result *r);
+/* Reads the table at idx: the request fields of op (none for OP_NONE) into q and, when cfg is
+ * not NULL, the options of smsend.new into cfg, finished by config_finish. Returns 0, or -1 with
+ * r filled (invalid_request naming the key) for an unknown key, a value of the wrong type or an
+ * empty environment variable. Raises when idx is not a table. */
+int lsm_read_table(lua_State *L, int idx, enum lsm_op op, union lsm_request *q, struct client_config *cfg,
+                   struct smsend_result *r);
 
-/* invalid_request for an unknown key at idx. */
-void lsm_unknown_key(lua_State *L, int idx, struct smsend_result *r);
+/* The client call for op (OP_REQUEST or OP_VERIFY). */
+void lsm_call(struct smsend_client *c, enum lsm_op op, const union lsm_request *q, struct smsend_result *r);
+
+/* The open client in the smsend.client userdata at idx; raises for anything else or a closed one. */
+struct smsend_client *lsm_check_client(lua_State *L, int idx);
 
 /* Every function that returns status tables carries the table's key strings as upvalues
  * 2 .. 1+LSM_NKEYS (upvalue 1 is its own: the client metatable or the module cache), so that

@@ -11,6 +11,7 @@
 
 #include "answer.h"
 #include "buf.h"
+#include "config.h"
 #include "cooldown.h"
 #include "fields.h"
 #include "hash.h"
@@ -1002,6 +1003,19 @@ static void test_fields(void)
     CHECK(strcmp(smsend_error_name(SMSEND_E_OUT_OF_MEMORY), "out_of_memory") == 0);
     CHECK(strcmp(smsend_error_name((smsend_error)999), "unexpected_status") == 0);
     CHECK(strcmp(smsend_error_name(SMSEND_E_GUARD_UNAVAILABLE), "guard_unavailable") == 0);
+    /* the usual OK body, as the binding asks for it */
+    {
+        char ok[] = "{\"status\":\"OK\"}", other[] = "{\"status\":\"OK\"} ";
+        result_clear(&fr);
+        CHECK(!result_body_is_ok(&fr));
+        fr.body.data = ok;
+        fr.body.len = sizeof ok - 1;
+        CHECK(result_body_is_ok(&fr));
+        fr.body.data = other;
+        fr.body.len = sizeof other - 1;
+        CHECK(!result_body_is_ok(&fr));
+        result_clear(&fr);
+    }
     CHECK(smsend_error_retryable(SMSEND_E_CONNECT_FAILED) == SMSEND_RETRY_YES);
     CHECK(smsend_error_retryable(SMSEND_E_BAD_REQUEST) == SMSEND_RETRY_NO);
     CHECK(smsend_error_retryable(SMSEND_E_TIMEOUT) == SMSEND_RETRY_PER_CALL);
@@ -1110,6 +1124,134 @@ static void test_phone(void)
     CHECK(phone_countries_parse(L("3 9"), &cs) != NULL);
     memset(&cs, 0, sizeof cs); /* not restricted: everything goes */
     CHECK(phone_country_allowed(&cs, L("+4915112345678")));
+}
+
+/* ---- config ---- */
+
+static void set_str(struct client_config *cfg, int i, const char *v)
+{
+    config_set_string(cfg, i, v, strlen(v));
+}
+
+static void base_config(struct client_config *cfg)
+{
+    config_init(cfg);
+    set_str(cfg, CONFIG_OPT_user_key, "U");
+    set_str(cfg, CONFIG_OPT_access_token, "T");
+    set_str(cfg, CONFIG_OPT_base_url, "http://127.0.0.1:9/");
+}
+
+/* 0 when cfg (finished) passes config_parse, else -1 with field as the offending option. */
+static int parse(struct client_config *cfg, const char *want_field)
+{
+    struct config_parsed parsed;
+    char err[512], field[SMSEND_FIELD_MAX];
+    int rc = config_finish(cfg, err, sizeof err, field, sizeof field);
+    if (rc == 0)
+        rc = config_parse(cfg, &parsed, err, sizeof err, field, sizeof field);
+    return rc == 0 ? 0 : (want_field && strcmp(field, want_field) == 0 ? -1 : -2);
+}
+
+/* The verdict of parse() on the base configuration with option i set to v (or to number). */
+static int try_option(int i, const char *v, double number)
+{
+    struct client_config cfg;
+    base_config(&cfg);
+    if (v)
+        set_str(&cfg, i, v);
+    else
+        config_set_number(&cfg, i, number);
+    return parse(&cfg, config_options[i].name);
+}
+
+static void test_config(void)
+{
+    struct client_config a, b;
+    struct config_copy copy;
+    struct config_parsed parsed;
+    char err[256], field[SMSEND_FIELD_MAX];
+    int i;
+
+    CHECK(config_find(L("base_url")) == CONFIG_OPT_base_url);
+    CHECK(config_find(L("allowed_countries")) == CONFIG_OPT_allowed_countries);
+    CHECK(config_find(L("base_ur")) == -1 && config_find(L("")) == -1 && config_find(L("recipient")) == -1);
+    for (i = 0; i < CONFIG_NOPTIONS; i++)
+        CHECK(config_find(config_options[i].name, config_options[i].name_len) == i);
+
+    config_init(&a);
+    CHECK(a.timeout == 10 && a.connect_timeout == 5 && a.window == 600 && a.pins_per_window == 0);
+    CHECK(a.auth == AUTH_SESSION && a.guard_fail == GUARD_FAIL_CLOSED && !a.base_url.p && !a.guard.p);
+    CHECK(config_set_enum(&a, CONFIG_OPT_guard_fail, L("open"), err, sizeof err) == 0 && a.guard_fail == GUARD_FAIL_OPEN);
+    CHECK(config_set_enum(&a, CONFIG_OPT_auth, L("Token"), err, sizeof err) == -1);
+    CHECK_STR(err, "auth must be \"session\" or \"token\"");
+
+    base_config(&a);
+    CHECK(parse(&a, NULL) == 0);
+    CHECK(a.guard.p && strcmp(a.guard.p, "process") == 0 && strcmp(a.login_path.p, "login") == 0);
+    base_config(&a);
+    set_str(&a, CONFIG_OPT_guard, "redis://:secret@127.0.0.1:6379/3");
+    set_str(&a, CONFIG_OPT_allowed_countries, "39,44");
+    set_str(&a, CONFIG_OPT_guard_key, "0123456789abcdef");
+    config_set_number(&a, CONFIG_OPT_pins_per_window, 5);
+    CHECK(parse(&a, NULL) == 0);
+    CHECK(config_parse(&a, &parsed, err, sizeof err, field, sizeof field) == 0 && parsed.countries.restricted &&
+          phone_country_allowed(&parsed.countries, L("+447700900123")) && parsed.clear_text);
+
+    CHECK(try_option(CONFIG_OPT_guard, "redis://:secret@127.0.0.1", 0) == -1); /* no port */
+    CHECK(try_option(CONFIG_OPT_guard, "redis://:@127.0.0.1:1", 0) == -1);     /* empty password */
+    CHECK(try_option(CONFIG_OPT_guard, "redis://h:1/123456", 0) == -1);
+    CHECK(try_option(CONFIG_OPT_guard, "redis://h:1/", 0) == -1);
+    CHECK(try_option(CONFIG_OPT_guard, "redis://h:1/12345", 0) == 0);
+    CHECK(try_option(CONFIG_OPT_guard, "redis://[::1]:6379", 0) == 0);
+    CHECK(try_option(CONFIG_OPT_guard, "Process", 0) == -1);
+    CHECK(try_option(CONFIG_OPT_guard_key, "0123456789abcde", 0) == -1); /* 15 bytes */
+    CHECK(try_option(CONFIG_OPT_guard_key, "0123456789abcd\n", 0) == -1);
+    CHECK(try_option(CONFIG_OPT_pins_per_window, NULL, 1.5) == -1);
+    CHECK(try_option(CONFIG_OPT_pins_per_window, NULL, -1) == -1);
+    CHECK(try_option(CONFIG_OPT_pins_per_window, NULL, 1000000) == 0);
+    CHECK(try_option(CONFIG_OPT_pins_per_window, NULL, 1000001) == -1);
+    CHECK(try_option(CONFIG_OPT_window, NULL, 0) == -1);
+    CHECK(try_option(CONFIG_OPT_window, NULL, 0.5) == 0);
+    CHECK(try_option(CONFIG_OPT_window, NULL, NAN) == -1);
+    CHECK(try_option(CONFIG_OPT_allowed_countries, "39,", 0) == -1);
+    CHECK(try_option(CONFIG_OPT_base_url, "base_url has no scheme", 0) == -1);
+    CHECK(try_option(CONFIG_OPT_proxy, "http://127.0.0.1:3128", 0) == -1); /* never in clear through a proxy */
+    /* the credentials and their combination come before everything else */
+    config_init(&a);
+    set_str(&a, CONFIG_OPT_base_url, "ftp://x");
+    CHECK(parse(&a, "user_key") == -1 || getenv("SMSEND_USER_KEY") || getenv("SMSEND_USERNAME"));
+    /* an unfinished configuration is refused, not built with a NULL base_url */
+    base_config(&a);
+    a.base_url.p = NULL;
+    CHECK(config_parse(&a, &parsed, err, sizeof err, field, sizeof field) == -1 && strcmp(field, "base_url") == 0);
+
+    /* the copy: private C strings, equal option by option, wiped when freed */
+    base_config(&a);
+    set_str(&a, CONFIG_OPT_guard_key, "0123456789abcdef");
+    CHECK(config_finish(&a, err, sizeof err, field, sizeof field) == 0);
+    CHECK(config_copy_make(&copy, &a) == 0);
+    CHECK(config_equal(&copy.cfg, &a) && copy.cfg.guard_key.p != a.guard_key.p);
+    CHECK(copy.cfg.guard_key.p[copy.cfg.guard_key.n] == 0);
+    for (i = 0; i < CONFIG_NOPTIONS; i++)
+        CHECK(config_copy_owns(&copy, i));
+    CHECK(!config_copy_owns((const struct config_copy *)&(struct config_copy){a, NULL, 0}, CONFIG_OPT_user_key));
+    b = a;
+    set_str(&b, CONFIG_OPT_guard_key, "0123456789abcdeF");
+    CHECK(!config_equal(&copy.cfg, &b) && !config_option_equal(&copy.cfg, &b, CONFIG_OPT_guard_key));
+    CHECK(config_option_equal(&copy.cfg, &b, CONFIG_OPT_user_key));
+    b = a;
+    config_set_number(&b, CONFIG_OPT_window, 601);
+    CHECK(!config_equal(&copy.cfg, &b));
+    b = a;
+    b.guard_fail = GUARD_FAIL_OPEN;
+    CHECK(!config_equal(&copy.cfg, &b));
+    b = a;
+    b.capath.p = "";
+    b.capath.n = 0; /* given but empty is not the same as not given */
+    CHECK(!config_equal(&copy.cfg, &b));
+    config_copy_free(&copy);
+    CHECK(copy.blob == NULL && copy.cfg.user_key.p == NULL);
+    config_copy_free(&copy); /* twice is fine */
 }
 
 /* ---- utf8 ---- */
@@ -1411,6 +1553,7 @@ int main(void)
     test_answers();
     test_fields();
     test_phone();
+    test_config();
     test_utf8();
     test_secret();
     test_buf();
