@@ -2,7 +2,6 @@
  * fallback, one check per option and the rules between them, and the private, wiped copy whose
  * comparison decides whether two configurations may share a client. Plain C, no Lua. */
 #define _GNU_SOURCE
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

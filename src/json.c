@@ -2,8 +2,6 @@
  * Everything here reads untrusted bytes with explicit lengths; it is fuzzed by fuzz/. */
 #include <math.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include "json.h"
 #include "utf8.h"
