@@ -228,11 +228,12 @@ static void set_string(lua_State *L, int key, const char *s)
     lua_rawset(L, -3);
 }
 
-void lsm_push_result(lua_State *L, const struct smsend_result *r)
+void lsm_push_result(lua_State *L, enum stats_op op, const struct smsend_result *r)
 {
     /* r->body points into the client's buffer: copy it into Lua before anything else allocates,
      * since an allocation may run a finalizer that closes or reuses that client. */
     int has_body = r->status > 0 && !r->body_is_secret;
+    stats_call(op, r->error);
     if (has_body) {
         if (result_body_is_ok(r))
             PUSH_KEY(RK_BODY_OK);
@@ -297,25 +298,25 @@ static int method_call(lua_State *L, enum lsm_op op)
     result_clear(&r);
     if (lsm_read_table(L, 2, op, &q, NULL, &r) == 0)
         lsm_call(c, op, &q, &r);
-    lsm_push_result(L, &r);
+    lsm_push_result(L, LSM_STATS_OP(op), &r);
     return 1;
 }
 
 /* c:login() / c:check_session(): no arguments. */
-static int plain_call(lua_State *L, void (*fn)(struct smsend_client *, struct smsend_result *))
+static int plain_call(lua_State *L, void (*fn)(struct smsend_client *, struct smsend_result *), enum stats_op op)
 {
     struct smsend_client *c = check_open(L);
     struct smsend_result r;
     fn(c, &r);
-    lsm_push_result(L, &r);
+    lsm_push_result(L, op, &r);
     return 1;
 }
 
 /* The methods themselves: which call each one makes. */
 static int m_request_pin(lua_State *L) { return method_call(L, OP_REQUEST); }
 static int m_verify_pin(lua_State *L) { return method_call(L, OP_VERIFY); }
-static int m_login(lua_State *L) { return plain_call(L, client_login); }
-static int m_check_session(lua_State *L) { return plain_call(L, client_check_session); }
+static int m_login(lua_State *L) { return plain_call(L, client_login, STATS_LOGIN); }
+static int m_check_session(lua_State *L) { return plain_call(L, client_check_session, STATS_CHECK_SESSION); }
 
 /* close(), __gc and __close: idempotent. */
 static int m_close(lua_State *L)

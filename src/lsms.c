@@ -50,13 +50,8 @@ static int l_sms_segments(lua_State *L)
     return 1;
 }
 
-/* Adds the helpers to the module table on top of the stack. */
-void lsm_sms_register(lua_State *L)
-{
-    static const luaL_Reg fns[] = {
-        {"normalize_recipient", l_normalize_recipient},
-        {"sms_segments", l_sms_segments},
-        {NULL, NULL},
-    };
-    luaL_setfuncs(L, fns, 0);
-}
+const luaL_Reg lsm_sms_functions[] = {
+    {"normalize_recipient", l_normalize_recipient},
+    {"sms_segments", l_sms_segments},
+    {NULL, NULL},
+};

@@ -7,6 +7,7 @@
 #include "client.h"
 #include "fields.h"
 #include "result.h"
+#include "stats.h"
 
 #define LSMSEND_CLIENT_MT "smsend.client"
 
@@ -57,14 +58,20 @@ enum lsm_result_key {
 };
 void lsm_push_keys(lua_State *L);
 
-/* Pushes the status table for r (only from a function carrying the key upvalues); it may leave
- * one more value below the table, so callers return right after, with only the table. */
-void lsm_push_result(lua_State *L, const struct smsend_result *r);
+/* Pushes the status table for r (only from a function carrying the key upvalues), counting the
+ * call and its outcome for smsend.stats(): every call makes exactly one table. It may leave one
+ * more value below the table, so callers return right after, with only the table. */
+void lsm_push_result(lua_State *L, enum stats_op op, const struct smsend_result *r);
+
+/* The stats operation of a request or verify call. */
+#define LSM_STATS_OP(op) ((op) == OP_REQUEST ? STATS_REQUEST_PIN : STATS_VERIFY_PIN)
 
 /* Registers the smsend.client metatable and pushes the smsend.new function's needs. */
 void lsm_client_register(lua_State *L);
 int lsm_client_new(lua_State *L);
 
-void lsm_sms_register(lua_State *L);
+/* Functions without upvalues for the module table: lsms.c's SMS helpers, lstats.c's counters. */
+extern const luaL_Reg lsm_sms_functions[];
+extern const luaL_Reg lsm_stats_functions[];
 
 #endif

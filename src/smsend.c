@@ -98,7 +98,7 @@ static int module_call(lua_State *L, enum lsm_op op)
             goto out;
         }
         lsm_call(c, op, &q, &r);
-        lsm_push_result(L, &r);
+        lsm_push_result(L, LSM_STATS_OP(op), &r);
         client_destroy(c);
         return 1;
     }
@@ -106,7 +106,7 @@ static int module_call(lua_State *L, enum lsm_op op)
     if (c)
         lsm_call(c, op, &q, &r);
 out:
-    lsm_push_result(L, &r);
+    lsm_push_result(L, LSM_STATS_OP(op), &r);
     return 1;
 }
 
@@ -261,6 +261,7 @@ __attribute__((visibility("default"))) int luaopen_smsend(lua_State *L)
     lua_setfield(L, -2, "new");
     lua_pushliteral(L, SMSEND_VERSION);
     lua_setfield(L, -2, "_VERSION");
-    lsm_sms_register(L);
+    luaL_setfuncs(L, lsm_sms_functions, 0);
+    luaL_setfuncs(L, lsm_stats_functions, 0);
     return 1;
 }

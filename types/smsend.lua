@@ -110,20 +110,108 @@ local client = {}
 ---Sends a PIN by SMS to `q.recipient`.
 ---Never repeated by the module once the request may have reached the gateway.
 ---@param q smsend.pin_request
----@return smsend.status status
+---@---A latency bucket of the gateway exchanges: how many took at most `le` seconds (cumulative).
+---@class smsend.stats_bucket
+---@field le number Upper bound in seconds (math.huge for the last bucket).
+---@field count number Exchanges that took at most `le` seconds.
+
+---Process-wide counters (every Lua state and thread of the process adds to the same ones).
+---@class smsend.stats
+---@field calls table<string, table<string, number>> Calls by operation ("request_pin", "verify_pin", "login", "check_session") and outcome ("ok" or an error code).
+---@field logins number Logins made with username and password.
+---@field renewals number Logins repeated after the gateway refused an expired session.
+---@field cooldown_refusals number PIN requests refused by the cooldown, nothing sent.
+---@field connections number Connections opened to the gateway or its proxy.
+---@field gateway_seconds { count: number, sum: number, buckets: smsend.stats_bucket[] } Time of each HTTP exchange with the gateway.
+
+---The process-wide counters; no phone number, PIN or secret is in them.
+---@return smsend.stats stats
+function smsend.stats() end
+
+---The same counters in the Prometheus text exposition format (metric names `smsend_*`).
+---@return string text
+function smsend.metrics() end
+
+return smsend.status status
 function client:request_pin(q) end
 
 ---Checks the PIN the user typed; a wrong one gives error "wrong_pin".
 ---@param q smsend.pin_verify
----@return smsend.status status
+---@---A latency bucket of the gateway exchanges: how many took at most `le` seconds (cumulative).
+---@class smsend.stats_bucket
+---@field le number Upper bound in seconds (math.huge for the last bucket).
+---@field count number Exchanges that took at most `le` seconds.
+
+---Process-wide counters (every Lua state and thread of the process adds to the same ones).
+---@class smsend.stats
+---@field calls table<string, table<string, number>> Calls by operation ("request_pin", "verify_pin", "login", "check_session") and outcome ("ok" or an error code).
+---@field logins number Logins made with username and password.
+---@field renewals number Logins repeated after the gateway refused an expired session.
+---@field cooldown_refusals number PIN requests refused by the cooldown, nothing sent.
+---@field connections number Connections opened to the gateway or its proxy.
+---@field gateway_seconds { count: number, sum: number, buckets: smsend.stats_bucket[] } Time of each HTTP exchange with the gateway.
+
+---The process-wide counters; no phone number, PIN or secret is in them.
+---@return smsend.stats stats
+function smsend.stats() end
+
+---The same counters in the Prometheus text exposition format (metric names `smsend_*`).
+---@return string text
+function smsend.metrics() end
+
+return smsend.status status
 function client:verify_pin(q) end
 
 ---Logs in now with username/password instead of on the first call.
----@return smsend.status status "invalid_request" when the client has no username/password.
+---@---A latency bucket of the gateway exchanges: how many took at most `le` seconds (cumulative).
+---@class smsend.stats_bucket
+---@field le number Upper bound in seconds (math.huge for the last bucket).
+---@field count number Exchanges that took at most `le` seconds.
+
+---Process-wide counters (every Lua state and thread of the process adds to the same ones).
+---@class smsend.stats
+---@field calls table<string, table<string, number>> Calls by operation ("request_pin", "verify_pin", "login", "check_session") and outcome ("ok" or an error code).
+---@field logins number Logins made with username and password.
+---@field renewals number Logins repeated after the gateway refused an expired session.
+---@field cooldown_refusals number PIN requests refused by the cooldown, nothing sent.
+---@field connections number Connections opened to the gateway or its proxy.
+---@field gateway_seconds { count: number, sum: number, buckets: smsend.stats_bucket[] } Time of each HTTP exchange with the gateway.
+
+---The process-wide counters; no phone number, PIN or secret is in them.
+---@return smsend.stats stats
+function smsend.stats() end
+
+---The same counters in the Prometheus text exposition format (metric names `smsend_*`).
+---@return string text
+function smsend.metrics() end
+
+return smsend.status status "invalid_request" when the client has no username/password.
 function client:login() end
 
 ---Asks the gateway whether the current session or token is still valid.
----@return smsend.status status `ok` with `valid` true or false; not logged in yet counts as not valid.
+---@---A latency bucket of the gateway exchanges: how many took at most `le` seconds (cumulative).
+---@class smsend.stats_bucket
+---@field le number Upper bound in seconds (math.huge for the last bucket).
+---@field count number Exchanges that took at most `le` seconds.
+
+---Process-wide counters (every Lua state and thread of the process adds to the same ones).
+---@class smsend.stats
+---@field calls table<string, table<string, number>> Calls by operation ("request_pin", "verify_pin", "login", "check_session") and outcome ("ok" or an error code).
+---@field logins number Logins made with username and password.
+---@field renewals number Logins repeated after the gateway refused an expired session.
+---@field cooldown_refusals number PIN requests refused by the cooldown, nothing sent.
+---@field connections number Connections opened to the gateway or its proxy.
+---@field gateway_seconds { count: number, sum: number, buckets: smsend.stats_bucket[] } Time of each HTTP exchange with the gateway.
+
+---The process-wide counters; no phone number, PIN or secret is in them.
+---@return smsend.stats stats
+function smsend.stats() end
+
+---The same counters in the Prometheus text exposition format (metric names `smsend_*`).
+---@return string text
+function smsend.metrics() end
+
+return smsend.status status `ok` with `valid` true or false; not logged in yet counts as not valid.
 function client:check_session() end
 
 ---Wipes the credentials and closes the connection; calling it again does nothing.
@@ -135,19 +223,85 @@ function client:is_closed() end
 
 ---Creates a client. Raises when `opts` is not a table.
 ---@param opts smsend.options
----@return smsend.client? client The client, or nil on a bad option.
+---@---A latency bucket of the gateway exchanges: how many took at most `le` seconds (cumulative).
+---@class smsend.stats_bucket
+---@field le number Upper bound in seconds (math.huge for the last bucket).
+---@field count number Exchanges that took at most `le` seconds.
+
+---Process-wide counters (every Lua state and thread of the process adds to the same ones).
+---@class smsend.stats
+---@field calls table<string, table<string, number>> Calls by operation ("request_pin", "verify_pin", "login", "check_session") and outcome ("ok" or an error code).
+---@field logins number Logins made with username and password.
+---@field renewals number Logins repeated after the gateway refused an expired session.
+---@field cooldown_refusals number PIN requests refused by the cooldown, nothing sent.
+---@field connections number Connections opened to the gateway or its proxy.
+---@field gateway_seconds { count: number, sum: number, buckets: smsend.stats_bucket[] } Time of each HTTP exchange with the gateway.
+
+---The process-wide counters; no phone number, PIN or secret is in them.
+---@return smsend.stats stats
+function smsend.stats() end
+
+---The same counters in the Prometheus text exposition format (metric names `smsend_*`).
+---@return string text
+function smsend.metrics() end
+
+return smsend.client? client The client, or nil on a bad option.
 ---@return string? message Why the options were refused.
 function smsend.new(opts) end
 
 ---Sends a PIN with a client cached per configuration (configurations compared in C memory).
 ---Unknown keys and bad options come back as "invalid_request". Raises when `t` is not a table.
 ---@param t smsend.request_pin_call
----@return smsend.status status
+---@---A latency bucket of the gateway exchanges: how many took at most `le` seconds (cumulative).
+---@class smsend.stats_bucket
+---@field le number Upper bound in seconds (math.huge for the last bucket).
+---@field count number Exchanges that took at most `le` seconds.
+
+---Process-wide counters (every Lua state and thread of the process adds to the same ones).
+---@class smsend.stats
+---@field calls table<string, table<string, number>> Calls by operation ("request_pin", "verify_pin", "login", "check_session") and outcome ("ok" or an error code).
+---@field logins number Logins made with username and password.
+---@field renewals number Logins repeated after the gateway refused an expired session.
+---@field cooldown_refusals number PIN requests refused by the cooldown, nothing sent.
+---@field connections number Connections opened to the gateway or its proxy.
+---@field gateway_seconds { count: number, sum: number, buckets: smsend.stats_bucket[] } Time of each HTTP exchange with the gateway.
+
+---The process-wide counters; no phone number, PIN or secret is in them.
+---@return smsend.stats stats
+function smsend.stats() end
+
+---The same counters in the Prometheus text exposition format (metric names `smsend_*`).
+---@return string text
+function smsend.metrics() end
+
+return smsend.status status
 function smsend.request_pin(t) end
 
 ---Checks a PIN with a client cached per configuration, as `smsend.request_pin`.
 ---@param t smsend.verify_pin_call
----@return smsend.status status
+---@---A latency bucket of the gateway exchanges: how many took at most `le` seconds (cumulative).
+---@class smsend.stats_bucket
+---@field le number Upper bound in seconds (math.huge for the last bucket).
+---@field count number Exchanges that took at most `le` seconds.
+
+---Process-wide counters (every Lua state and thread of the process adds to the same ones).
+---@class smsend.stats
+---@field calls table<string, table<string, number>> Calls by operation ("request_pin", "verify_pin", "login", "check_session") and outcome ("ok" or an error code).
+---@field logins number Logins made with username and password.
+---@field renewals number Logins repeated after the gateway refused an expired session.
+---@field cooldown_refusals number PIN requests refused by the cooldown, nothing sent.
+---@field connections number Connections opened to the gateway or its proxy.
+---@field gateway_seconds { count: number, sum: number, buckets: smsend.stats_bucket[] } Time of each HTTP exchange with the gateway.
+
+---The process-wide counters; no phone number, PIN or secret is in them.
+---@return smsend.stats stats
+function smsend.stats() end
+
+---The same counters in the Prometheus text exposition format (metric names `smsend_*`).
+---@return string text
+function smsend.metrics() end
+
+return smsend.status status
 function smsend.verify_pin(t) end
 
 ---The canonical "+NNN…" form of a phone number: strips spaces, tabs, no-break spaces, dashes,
@@ -179,8 +333,52 @@ function smsend.normalize_recipient(s) end
 ---messageBody). Counts `text` as given: "%PIN%" in a messageBody is not replaced first.
 ---Returns nil, message for invalid UTF-8; raises when `text` is not a string.
 ---@param text string
----@return smsend.sms_segments? count
+---@---A latency bucket of the gateway exchanges: how many took at most `le` seconds (cumulative).
+---@class smsend.stats_bucket
+---@field le number Upper bound in seconds (math.huge for the last bucket).
+---@field count number Exchanges that took at most `le` seconds.
+
+---Process-wide counters (every Lua state and thread of the process adds to the same ones).
+---@class smsend.stats
+---@field calls table<string, table<string, number>> Calls by operation ("request_pin", "verify_pin", "login", "check_session") and outcome ("ok" or an error code).
+---@field logins number Logins made with username and password.
+---@field renewals number Logins repeated after the gateway refused an expired session.
+---@field cooldown_refusals number PIN requests refused by the cooldown, nothing sent.
+---@field connections number Connections opened to the gateway or its proxy.
+---@field gateway_seconds { count: number, sum: number, buckets: smsend.stats_bucket[] } Time of each HTTP exchange with the gateway.
+
+---The process-wide counters; no phone number, PIN or secret is in them.
+---@return smsend.stats stats
+function smsend.stats() end
+
+---The same counters in the Prometheus text exposition format (metric names `smsend_*`).
+---@return string text
+function smsend.metrics() end
+
+return smsend.sms_segments? count
 ---@return string? message Why `text` could not be counted (byte offset included).
 function smsend.sms_segments(text) end
+
+---A latency bucket of the gateway exchanges: how many took at most `le` seconds (cumulative).
+---@class smsend.stats_bucket
+---@field le number Upper bound in seconds (math.huge for the last bucket).
+---@field count number Exchanges that took at most `le` seconds.
+
+---Process-wide counters (every Lua state and thread of the process adds to the same ones).
+---@class smsend.stats
+---@field calls table<string, table<string, number>> Calls by operation ("request_pin", "verify_pin", "login", "check_session") and outcome ("ok" or an error code).
+---@field logins number Logins made with username and password.
+---@field renewals number Logins repeated after the gateway refused an expired session.
+---@field cooldown_refusals number PIN requests refused by the cooldown, nothing sent.
+---@field connections number Connections opened to the gateway or its proxy.
+---@field gateway_seconds { count: number, sum: number, buckets: smsend.stats_bucket[] } Time of each HTTP exchange with the gateway.
+
+---The process-wide counters; no phone number, PIN or secret is in them.
+---@return smsend.stats stats
+function smsend.stats() end
+
+---The same counters in the Prometheus text exposition format (metric names `smsend_*`).
+---@return string text
+function smsend.metrics() end
 
 return smsend

@@ -2,6 +2,7 @@
  * Build and run with `make cunit`. The last line printed is always "N passed, M failed";
  * the exit status is non-zero when any check failed. */
 #include <float.h>
+#include <pthread.h>
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
@@ -19,6 +20,7 @@
 #include "phone.h"
 #include "result.h"
 #include "secret.h"
+#include "stats.h"
 #include "urlenc.h"
 #include "utf8.h"
 
@@ -1254,6 +1256,91 @@ static void test_config(void)
     config_copy_free(&copy); /* twice is fine */
 }
 
+/* ---- stats ---- */
+
+static void *count_from_a_thread(void *arg)
+{
+    int i;
+    (void)arg;
+    for (i = 0; i < 20000; i++) {
+        stats_call(STATS_REQUEST_PIN, i % 2 ? SMSEND_OK : SMSEND_E_COOLDOWN);
+        stats_login();
+        stats_gateway(0.003);
+    }
+    return NULL;
+}
+
+static int append_text(void *ctx, const char *p, size_t n)
+{
+    return buf_append(ctx, p, n);
+}
+
+static void test_stats(void)
+{
+    struct stats_snapshot before, after;
+    pthread_t t[8];
+    struct buf text;
+    int i;
+
+    stats_read(&before);
+    for (i = 0; i < 8; i++)
+        CHECK(pthread_create(&t[i], NULL, count_from_a_thread, NULL) == 0);
+    for (i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
+    stats_read(&after);
+    /* exact under contention: nothing lost between threads */
+    CHECK(after.calls[STATS_REQUEST_PIN][SMSEND_OK] - before.calls[STATS_REQUEST_PIN][SMSEND_OK] == 80000);
+    CHECK(after.calls[STATS_REQUEST_PIN][SMSEND_E_COOLDOWN] - before.calls[STATS_REQUEST_PIN][SMSEND_E_COOLDOWN] ==
+          80000);
+    CHECK(after.cooldown_refusals - before.cooldown_refusals == 80000);
+    CHECK(after.logins - before.logins == 160000);
+    CHECK(after.buckets[0] - before.buckets[0] == 160000);
+    CHECK(after.microseconds - before.microseconds == 160000ULL * 3000);
+
+    /* buckets: at most the bound goes in, just above goes to the next; slower than all: the last */
+    stats_read(&before);
+    stats_gateway(0.005);
+    stats_gateway(0.0051);
+    stats_gateway(10);
+    stats_gateway(11);
+    stats_gateway(-1); /* a clock that went back counts as no time */
+    stats_renewal();
+    stats_connection();
+    stats_call(STATS_NOPS, SMSEND_OK); /* out of range: ignored */
+    stats_call(STATS_VERIFY_PIN, SMSEND_E__COUNT);
+    stats_read(&after);
+    CHECK(after.buckets[0] - before.buckets[0] == 2 && after.buckets[1] - before.buckets[1] == 1);
+    CHECK(after.buckets[STATS_NBUCKETS - 1] - before.buckets[STATS_NBUCKETS - 1] == 1);
+    CHECK(after.buckets[STATS_NBUCKETS] - before.buckets[STATS_NBUCKETS] == 1);
+    CHECK(after.exchanges - before.exchanges == 5 && after.renewals - before.renewals == 1);
+    CHECK(after.connections - before.connections == 1);
+
+    /* the text format */
+    buf_init(&text, 0);
+    memset(&after, 0, sizeof after);
+    after.calls[STATS_VERIFY_PIN][SMSEND_E_WRONG_PIN] = 3;
+    after.calls[STATS_REQUEST_PIN][SMSEND_OK] = 7;
+    after.buckets[0] = 2;
+    after.buckets[3] = 1;
+    after.buckets[STATS_NBUCKETS] = 1;
+    after.exchanges = 4;
+    after.microseconds = 12500250;
+    after.logins = 5;
+    CHECK(stats_prometheus(&after, append_text, &text) == 0);
+    CHECK(strstr(text.data, "\nsmsend_calls_total{op=\"verify_pin\",outcome=\"wrong_pin\"} 3\n") != NULL);
+    CHECK(strstr(text.data, "\nsmsend_calls_total{op=\"request_pin\",outcome=\"ok\"} 7\n") != NULL);
+    CHECK(strstr(text.data, "\nsmsend_calls_total{op=\"login\",outcome=\"cancelled\"} 0\n") != NULL);
+    CHECK(strstr(text.data, "# TYPE smsend_logins_total counter\nsmsend_logins_total 5\n") != NULL);
+    CHECK(strstr(text.data, "\nsmsend_gateway_seconds_bucket{le=\"0.005\"} 2\n") != NULL);
+    CHECK(strstr(text.data, "\nsmsend_gateway_seconds_bucket{le=\"0.05\"} 3\n") != NULL);
+    CHECK(strstr(text.data, "\nsmsend_gateway_seconds_bucket{le=\"2.5\"} 3\n") != NULL);
+    CHECK(strstr(text.data, "\nsmsend_gateway_seconds_bucket{le=\"10\"} 3\n") != NULL);
+    CHECK(strstr(text.data, "\nsmsend_gateway_seconds_bucket{le=\"+Inf\"} 4\n") != NULL);
+    CHECK(strstr(text.data, "\nsmsend_gateway_seconds_sum 12.50025\nsmsend_gateway_seconds_count 4\n") != NULL);
+    CHECK(text.data[text.len - 1] == '\n');
+    buf_free(&text);
+}
+
 /* ---- utf8 ---- */
 
 static void test_utf8(void)
@@ -1554,6 +1641,7 @@ int main(void)
     test_fields();
     test_phone();
     test_config();
+    test_stats();
     test_utf8();
     test_secret();
     test_buf();
