@@ -94,13 +94,18 @@ install: all
 	install -d $(LUA54_CMOD) $(LUAJIT_CMOD) $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(LUA54_SO) $(LUA54_CMOD)/smsend.so
 	install -m 0755 $(LUAJIT_SO) $(LUAJIT_CMOD)/smsend.so
-	install -m 0755 bin/smsend $(DESTDIR)$(PREFIX)/bin/smsend
+	install -m 0755 bin/smsend bin/smsend-sandbox $(DESTDIR)$(PREFIX)/bin/
 	$(if $(LUA_HELPERS),install -d $(LUA54_LMOD)/smsend $(LUAJIT_LMOD)/smsend)
 	$(if $(LUA_HELPERS),install -m 0644 $(LUA_HELPERS) $(LUA54_LMOD)/smsend/)
 	$(if $(LUA_HELPERS),install -m 0644 $(LUA_HELPERS) $(LUAJIT_LMOD)/smsend/)
+	install -d $(LUA54_LMOD)/smsend/sandbox $(LUAJIT_LMOD)/smsend/sandbox
+	install -m 0644 $(wildcard lua/smsend/sandbox/*.lua) $(LUA54_LMOD)/smsend/sandbox/
+	install -m 0644 $(wildcard lua/smsend/sandbox/*.lua) $(LUAJIT_LMOD)/smsend/sandbox/
 uninstall:
-	rm -f $(LUA54_CMOD)/smsend.so $(LUAJIT_CMOD)/smsend.so $(DESTDIR)$(PREFIX)/bin/smsend
+	rm -f $(LUA54_CMOD)/smsend.so $(LUAJIT_CMOD)/smsend.so $(DESTDIR)$(PREFIX)/bin/smsend $(DESTDIR)$(PREFIX)/bin/smsend-sandbox
 	rm -f $(addprefix $(LUA54_LMOD)/smsend/,$(notdir $(LUA_HELPERS))) $(addprefix $(LUAJIT_LMOD)/smsend/,$(notdir $(LUA_HELPERS)))
+	rm -f $(foreach d,$(LUA54_LMOD) $(LUAJIT_LMOD),$(addprefix $(d)/smsend/sandbox/,$(notdir $(wildcard lua/smsend/sandbox/*.lua))))
+	rmdir $(LUA54_LMOD)/smsend/sandbox $(LUAJIT_LMOD)/smsend/sandbox 2>/dev/null || true
 	rmdir $(LUA54_LMOD)/smsend $(LUAJIT_LMOD)/smsend 2>/dev/null || true
 
 # luarocks cannot find libcurl's header in Debian's multiarch directory by itself.

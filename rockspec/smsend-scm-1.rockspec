@@ -39,8 +39,8 @@ build = {
          sources = {
             "src/answer.c", "src/buf.c", "src/client.c", "src/config.c", "src/cooldown.c", "src/fields.c",
             "src/hash.c", "src/http.c", "src/json.c", "src/phone.c", "src/result.c", "src/secret.c",
-            "src/stats.c", "src/urlenc.c", "src/utf8.c", "src/sms.c", "src/lclient.c", "src/lsms.c",
-            "src/lstats.c", "src/smsend.c",
+            "src/stats.c", "src/urlenc.c", "src/utf8.c", "src/sms.c", "src/lclient.c", "src/lop.c",
+            "src/lsms.c", "src/lstats.c", "src/smsend.c",
          },
          incdirs = { "$(CURL_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)" },

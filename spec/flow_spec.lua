@@ -1,12 +1,11 @@
 -- flow_spec.lua — the whole 2FA flow: verify_pin, username/password login with lazy login and one
--- renewal on 401, check_session, the cooldown guard, and the command-line tool, against the sandbox.
+-- renewal on 401, check_session and the cooldown guard, against the sandbox (bin/smsend: cli_spec.lua).
 local cpath = os.getenv("SMSEND_CPATH")
 if cpath then package.cpath = cpath .. ";" .. package.cpath end
 
 local smsend = require "smsend"
 local helpers = require "spec.support.helpers"
 local util = require "spec.support.util"
-local cjson = require "cjson"
 
 local UK, TOK = "SBXUSER", "SBXTOKEN"
 local USER, PASS = "sandbox", "sandbox-pass"
@@ -380,95 +379,6 @@ describe("the 2FA flow", function()
       -- after 6000 distinct numbers the table (4096 slots) has recycled, but recent ones still count
       local st = c:request_pin{ recipient = string.format("+39%010d", 6000) }
       assert.is_true(st.error == "cooldown" or st.error == "bad_request")
-    end)
-  end)
-
-  describe("bin/smsend", function()
-    local function cli(args, env, stdin)
-      local cmd = "bin/smsend " .. args
-      local prefix = "env -u SMSEND_USER_KEY -u SMSEND_ACCESS_TOKEN -u SMSEND_SESSION_KEY -u SMSEND_USERNAME -u SMSEND_PASSWORD"
-      for k, v in pairs(env or {}) do prefix = prefix .. " " .. k .. "=" .. util.sh_quote(v) end
-      if stdin then cmd = "printf '%s\\n' " .. util.sh_quote(stdin) .. " | " .. prefix .. " " .. cmd
-      else cmd = prefix .. " " .. cmd .. " </dev/null" end
-      local p = io.popen("SMSEND_CPATH= " .. cmd .. " 2>&1; echo \"exit=$?\"")
-      local out = p:read("*a")
-      p:close()
-      local code = tonumber(out:match("exit=(%d+)%s*$"))
-      return out:gsub("exit=%d+%s*$", ""), code
-    end
-    local env
-
-    before_each(function()
-      env = { SMSEND_USER_KEY = UK, SMSEND_ACCESS_TOKEN = TOK, SMSEND_BASE_URL = sb.base_url }
-    end)
-
-    it("requests and verifies a PIN, with exit codes 0 and 1", function()
-      local out, code = cli("request-pin " .. RCPT .. " --sender MyApp --expiry 5 --message 'Code %PIN%'", env)
-      assert.equal(0, code, out)
-      assert.matches("PIN sent to %+393471234567", out)
-      assert.equal('{"recipient":"+393471234567","senderName":"MyApp","expiry":5,"messageBody":"Code %PIN%"}',
-                   sb:requests()[1].body)
-      out, code = cli("verify-pin " .. RCPT .. " 000000", env)
-      if sb:last_pin(RCPT) ~= "000000" then
-        assert.equal(1, code, out)
-        assert.matches("wrong_pin", out)
-        assert.matches("2 tries remaining", out)
-      end
-      out, code = cli("verify-pin " .. RCPT .. " " .. sb:last_pin(RCPT), env)
-      assert.equal(0, code, out)
-      assert.matches("PIN verified", out)
-    end)
-
-    it("prints the status table with --json", function()
-      local out, code = cli("--json request-pin " .. RCPT, env)
-      assert.equal(0, code)
-      local st = cjson.decode(out)
-      assert.is_true(st.ok)
-      assert.equal(200, st.status)
-      out, code = cli("--json request-pin 123", env)
-      assert.equal(2, code)
-      st = cjson.decode(out)
-      assert.equal("invalid_request", st.error)
-      assert.equal("recipient", st.field)
-    end)
-
-    it("checks a session", function()
-      local login = util.login(sb, USER, PASS)
-      local senv = { SMSEND_USER_KEY = login.user_key, SMSEND_SESSION_KEY = login.session_key, SMSEND_BASE_URL = sb.base_url }
-      local out, code = cli("check-session", senv)
-      assert.equal(0, code, out)
-      assert.matches("session valid", out)
-      sb:expire_sessions()
-      out, code = cli("check-session", senv)
-      assert.equal(1, code, out)
-      assert.matches("not valid", out)
-    end)
-
-    it("reads the password from stdin, never from argv", function()
-      local out, code = cli("--password-stdin request-pin " .. RCPT, { SMSEND_USERNAME = USER, SMSEND_BASE_URL = sb.base_url }, PASS)
-      assert.equal(0, code, out)
-      assert.equal("login 2fa/request", paths())
-      out, code = cli("--password " .. PASS .. " request-pin " .. RCPT, { SMSEND_USERNAME = USER })
-      assert.equal(2, code)
-      assert.matches("environment", out)
-    end)
-
-    it("exits 2 on usage and network errors, 1 when the gateway says no", function()
-      local _, code = cli("", env)
-      assert.equal(2, code)
-      _, code = cli("fly-to-moon", env)
-      assert.equal(2, code)
-      _, code = cli("verify-pin " .. RCPT, env)
-      assert.equal(2, code)
-      _, code = cli("request-pin " .. RCPT, { SMSEND_USER_KEY = UK, SMSEND_ACCESS_TOKEN = TOK,
-                    SMSEND_BASE_URL = "http://127.0.0.1:" .. util.closed_port() .. "/" })
-      assert.equal(2, code)
-      _, code = cli("request-pin " .. RCPT, { SMSEND_USER_KEY = UK, SMSEND_ACCESS_TOKEN = "WRONG", SMSEND_BASE_URL = sb.base_url })
-      assert.equal(1, code)
-      local out
-      out, code = cli("--help", {})
-      assert.equal(0, code)
-      assert.matches("usage: smsend", out)
     end)
   end)
 end)

@@ -240,6 +240,19 @@ describe("the environment fallback", function()
       io.write(tostring(c ~= nil))
     ]], { SMSEND_BASE_URL = "", SMSEND_CAINFO = "/etc/ssl/certs/ca-certificates.crt" })
     assert.equal("true", out) -- a given option is not replaced, so its empty variable is never read
+    out = run([[
+      local c, err = smsend.new{ user_key = "U", access_token = "T", base_url = "http://127.0.0.1:9/" }
+      io.write(tostring(err))
+    ]], { SMSEND_GUARD_KEY = "" })
+    assert.equal("SMSEND_GUARD_KEY is set but empty: unset it or give it a value", out)
+  end)
+
+  it("takes an empty credential variable as unset (no credential is no credential)", function()
+    local out = run([[
+      local c = assert(new{ base_url = "http://127.0.0.1:9/" })
+      io.write(tostring(I.holds(c, "session_key", nil)), " ", tostring(I.holds(c, "access_token", "ENVTOKEN")))
+    ]], { SMSEND_USER_KEY = "ENV", SMSEND_ACCESS_TOKEN = "ENVTOKEN", SMSEND_SESSION_KEY = "" })
+    assert.equal("true true", out)
   end)
 end)
 

@@ -11,13 +11,20 @@
 #include "client.h"
 #include "cooldown.h"
 #include "http.h"
-#include "secret.h"
 #include "json.h"
+#include "secret.h"
 #include "urlenc.h"
 #include "utf8.h"
 
+struct smsend_op;
+
 struct smsend_client {
-    struct http_conn http;
+    struct http_transport http;
+    struct smsend_op *ops;        /* live ops (in flight or done, not yet freed) */
+    struct smsend_op *login_owner; /* the op whose login is in flight: others wait for it */
+    struct smsend_op *last, *spare; /* the last blocking call's op (its answer is r->body), a free one */
+    unsigned key_gen;             /* bumped by every login: a 401 with older keys needs no new login */
+    CURLU *u_request, *u_verify, *u_check; /* the gateway URLs parsed once (never the login URL) */
     char *base_url; /* normalised: ends with '/' */
     char *url_request, *url_verify, *url_check;
     const char *login_path, *token_path; /* in config */
@@ -25,12 +32,8 @@ struct smsend_client {
     int key_is_token; /* header name for key: Access_token or Session_key */
     int can_login;
     enum auth_mode auth;
-    struct buf body;    /* JSON request body, reused between calls */
-    struct buf scratch; /* the login URL (holds the password): wiped after each use */
     struct cooldown cooldown;
     double timeout;   /* seconds, for the whole call */
-    double deadline;  /* of the call in progress (monotonic seconds) */
-    int exchanges;    /* HTTP exchanges made by the call in progress */
     const struct secret *secrets[5];
     struct secret proxy; /* the proxy URL may hold a proxy password: kept out of messages */
     /* The configuration the client was made from, in a private copy wiped at destroy: the
@@ -40,16 +43,11 @@ struct smsend_client {
     struct phone_countries countries; /* allowed_countries, parsed (restricted == 0: any) */
 };
 
+static void on_exchange_done(struct http_exchange *x, void *owner);
+
 int client_global_init(void)
 {
     return http_global_init();
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ---- building a client from a checked configuration ---- */
@@ -92,8 +90,6 @@ static int build(struct smsend_client *c, const struct config_parsed *parsed)
 {
     const struct client_config *cfg = &c->config.cfg;
     size_t base_n = cfg->base_url.n;
-    buf_init(&c->body, 0);
-    buf_init(&c->scratch, 0);
     cooldown_init(&c->cooldown, cfg->min_interval);
     c->countries = parsed->countries;
     c->auth = (enum auth_mode)cfg->auth;
@@ -146,7 +142,7 @@ struct smsend_client *client_create(const struct client_config *cfg, char *err, 
     o.clear_text = parsed.clear_text;
     if (!(o.user_agent = user_agent(&c->config.cfg.user_agent)))
         goto oom;
-    rc = http_open(&c->http, &o, err, errlen);
+    rc = http_open(&c->http, &o, on_exchange_done, err, errlen);
     free((char *)o.user_agent);
     if (rc) {
         snprintf(field, fieldlen, "%s", "base_url");
@@ -174,44 +170,130 @@ int client_option_is(const struct smsend_client *c, int option, const struct cli
     return config_option_equal(&c->config.cfg, cfg, option) && config_copy_owns(&c->config, option);
 }
 
-void client_destroy(struct smsend_client *c)
-{
-    if (!c)
-        return;
-    http_close(&c->http);
-    secret_clear(&c->user_key);
-    secret_clear(&c->key);
-    secret_clear(&c->username);
-    secret_clear(&c->password);
-    secret_clear(&c->proxy);
-    buf_wipe_free(&c->body);
-    buf_wipe_free(&c->scratch);
-    cooldown_free(&c->cooldown);
-    free(c->base_url);
-    free(c->url_request);
-    free(c->url_verify);
-    free(c->url_check);
-    config_copy_free(&c->config);
-    secure_wipe(c, sizeof *c);
-    free(c);
-}
+/* ---- ops: every call, blocking or not, is one of these state machines ---- */
 
-void client_describe(const struct smsend_client *c, char *out, size_t outlen)
-{
-    const char *auth;
-    if (secret_isset(&c->key) && !c->can_login)
-        auth = c->key_is_token ? "access_token" : "session_key";
-    else
-        auth = c->auth == AUTH_TOKEN ? "username/password, token" : "username/password, session";
-    snprintf(out, outlen, "smsend.client (%s, %s)", auth, c->base_url);
-}
+enum op_kind { OPK_REQUEST, OPK_VERIFY, OPK_LOGIN, OPK_CHECK };
+enum op_step {
+    STEP_LOGIN,      /* this op's login exchange is in flight */
+    STEP_WAIT_LOGIN, /* another op of the client is logging in: use its keys when it is done */
+    STEP_CALL,       /* the gateway call is in flight */
+    STEP_DONE
+};
 
-/* ---- answers ---- */
+struct smsend_op {
+    struct smsend_client *c;       /* NULL once the client is gone (the op is then done) */
+    struct smsend_op *next, *prev; /* in c->ops */
+    enum op_kind kind;
+    enum op_step step;
+    struct http_exchange *x;       /* in flight, or done and holding the answer r.body points into */
+    struct http_call call;         /* the gateway call (not the login) */
+    struct buf body;               /* JSON request body: holds the recipient and, for verify, the PIN */
+    struct buf login_url;          /* only while this op logs in: holds the password */
+    struct smsend_result r;
+    double t0, deadline;
+    int exchanges;                 /* HTTP exchanges started so far */
+    int fresh_login;               /* the keys in use came from a login made for this op */
+    int renewed;                   /* the one renewal after a 401 was made */
+    unsigned key_gen;              /* keys the call was last sent with */
+    size_t rcpt_n;
+    char rcpt[24];                 /* PIN requests: the recipient, for the cooldown */
+};
 
 static int have_keys(const struct smsend_client *c)
 {
     return secret_isset(&c->user_key) && secret_isset(&c->key);
 }
+
+static void op_detach_exchange(struct smsend_op *op)
+{
+    if (op->x) {
+        http_release(op->x);
+        op->x = NULL;
+    }
+}
+
+static void op_unlink(struct smsend_op *op)
+{
+    struct smsend_client *c = op->c;
+    if (!c)
+        return;
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        c->ops = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
+    op->next = op->prev = NULL;
+}
+
+/* Frees an op; NULL is fine. A client keeps one free op for its next call. */
+void smsend_op_free(struct smsend_op *op)
+{
+    struct smsend_client *c;
+    if (!op)
+        return;
+    smsend_op_cancel(op);
+    c = op->c;
+    op_detach_exchange(op);
+    op_unlink(op);
+    secure_wipe(op->body.data, op->body.size);
+    buf_reset(&op->body);
+    secure_wipe(op->rcpt, sizeof op->rcpt);
+    if (c && !c->spare) {
+        op->c = NULL;
+        c->spare = op;
+        return;
+    }
+    buf_wipe_free(&op->body);
+    buf_wipe_free(&op->login_url);
+    free(op);
+}
+
+static struct smsend_op *op_new(struct smsend_client *c, enum op_kind kind)
+{
+    struct smsend_op *op = c->spare;
+    if (op) {
+        c->spare = NULL;
+    } else {
+        if (!(op = calloc(1, sizeof *op)))
+            return NULL;
+        buf_init(&op->body, 0);
+        buf_init(&op->login_url, 0);
+    }
+    op->c = c;
+    op->kind = kind;
+    op->step = STEP_CALL;
+    op->x = NULL;
+    op->t0 = http_now();
+    op->deadline = op->t0 + c->timeout;
+    op->exchanges = op->fresh_login = op->renewed = 0;
+    op->key_gen = 0;
+    op->rcpt_n = 0;
+    result_clear(&op->r);
+    op->prev = NULL;
+    op->next = c->ops;
+    if (c->ops)
+        c->ops->prev = op;
+    c->ops = op;
+    return op;
+}
+
+/* The op is finished: its result is final from here on. */
+static void op_done(struct smsend_op *op)
+{
+    struct smsend_client *c = op->c;
+    op->step = STEP_DONE;
+    op->r.elapsed = http_now() - op->t0;
+    if (op->kind == OPK_REQUEST && op->rcpt_n && op->r.retryable && c)
+        /* The recipient was claimed when the op started. Every request that may have reached the
+         * gateway keeps the claim, whatever error followed: only a call that certainly sent
+         * nothing (retryable) gives it back. */
+        cooldown_release(&c->cooldown, op->rcpt, op->rcpt_n, op->t0);
+    if (op->kind == OPK_VERIFY) /* the body held the PIN the user typed */
+        secure_wipe(op->body.data, op->body.len);
+}
+
+/* ---- answers ---- */
 
 static void scrubbed_detail(const struct smsend_client *c, const struct buf *body, char *out, size_t outlen)
 {
@@ -238,7 +320,7 @@ static void scrubbed_detail(const struct smsend_client *c, const struct buf *bod
 }
 
 /* Maps a non-200 answer to its error code. */
-static void map_status(struct smsend_client *c, struct smsend_result *r)
+static void map_status(struct smsend_client *c, struct http_exchange *x, struct smsend_result *r)
 {
     char detail[JSON_TEXT_MAX + 4];
     long s = r->status;
@@ -257,35 +339,9 @@ static void map_status(struct smsend_client *c, struct smsend_result *r)
     else
         result_fail(r, SMSEND_E_UNEXPECTED_STATUS, "unexpected answer from the gateway (HTTP %ld)%s", s, detail);
     if (s == 429 || s == 503)
-        r->retry_after = http_retry_after(&c->http);
+        r->retry_after = http_retry_after(x);
     /* 429: the gateway refused the call before acting on it, so no SMS went out */
     r->retryable = s == 429;
-}
-
-/* Starts the bookkeeping of one public call: timeout bounds the whole call, logins included. */
-static double begin_call(struct smsend_client *c)
-{
-    double t0 = now_seconds();
-    c->deadline = t0 + c->timeout;
-    c->exchanges = 0;
-    return t0;
-}
-
-/* One HTTP exchange within the call. The first uses the configured timeout as it stands in the
- * handle (nothing to set); later ones (after a login) get only what is left of the call's time. */
-static int exchange(struct smsend_client *c, struct http_call *call, struct smsend_result *r)
-{
-    call->timeout_ms = 0;
-    if (c->exchanges++ > 0) {
-        double left = c->deadline - now_seconds();
-        if (left < 0.001) {
-            result_fail(r, SMSEND_E_TIMEOUT, "the call's timeout passed before this step could start");
-            r->retryable = 1; /* the step that could send an SMS never started */
-            return -1;
-        }
-        call->timeout_ms = (long)ceil(left * 1000.0);
-    }
-    return http_perform(&c->http, call, r);
 }
 
 /* 1 when text holds the username or password as the login URL carries them (percent-encoded):
@@ -308,57 +364,39 @@ static int quotes_login_query(const struct smsend_client *c, const char *text)
     return found;
 }
 
-static int do_login(struct smsend_client *c, struct smsend_result *r)
+/* Reads a finished login exchange into the client's keys. 0, or -1 with op->r filled. */
+static int read_login(struct smsend_op *op, struct http_exchange *x)
 {
-    struct http_call call;
+    struct smsend_client *c = op->c;
+    struct smsend_result *r = &op->r;
     const char *key, *secret;
     size_t key_n, secret_n;
     int rc;
-    buf_reset(&c->scratch);
-    if (buf_puts(&c->scratch, c->base_url) ||
-        buf_puts(&c->scratch, c->auth == AUTH_TOKEN ? c->token_path : c->login_path) ||
-        buf_puts(&c->scratch, "?username=") || urlenc_append(&c->scratch, c->username.data, c->username.len) ||
-        buf_puts(&c->scratch, "&password=") || urlenc_append(&c->scratch, c->password.data, c->password.len)) {
-        secure_wipe(c->scratch.data, c->scratch.size);
-        result_fail(r, SMSEND_E_OUT_OF_MEMORY, "out of memory");
-        r->retryable = 1;
-        return -1;
-    }
-    memset(&call, 0, sizeof call);
-    call.method = HTTP_GET;
-    call.url = c->scratch.data;
-    call.url_is_scratch = 1;
-    call.secrets = c->secrets;
-    call.nsecrets = 5;
-    rc = exchange(c, &call, r);
-    secure_wipe(c->scratch.data, c->scratch.size);
-    buf_reset(&c->scratch);
+    rc = http_finish(x, c->secrets, 5, r);
     if (rc) {
-        r->retryable = 1; /* only the login went out: the PIN call never did */
+        r->retryable = 1; /* only the login went out: the gateway call never did */
         r->body_is_secret = 1; /* a broken login answer may still hold keys */
-        secure_wipe(c->http.resp.data, c->http.resp.len);
+        secure_wipe(x->resp.data, x->resp.len);
         return -1;
     }
+    r->body_is_secret = 1; /* no login answer is ever handed to Lua, failed or not */
     if (r->status != 200) {
         char detail[JSON_TEXT_MAX + 4];
         scrubbed_detail(c, &r->body, detail, sizeof detail);
         if (quotes_login_query(c, detail))
             detail[0] = 0;
         result_fail(r, SMSEND_E_LOGIN_FAILED, "login refused by the gateway (HTTP %ld)%s", r->status, detail);
-        /* a refusal page may quote the request URL, password included: never hand it to Lua */
-        r->body_is_secret = 1;
-        secure_wipe(c->http.resp.data, c->http.resp.len);
+        secure_wipe(x->resp.data, x->resp.len);
         return -1;
     }
     /* 200: USER_KEY;SECRET, maybe followed by a line break */
-    r->body_is_secret = 1;
     if (answer_login_split(r->body.data, r->body.len, &key, &key_n, &secret, &secret_n)) {
-        secure_wipe(c->http.resp.data, c->http.resp.len);
+        secure_wipe(x->resp.data, x->resp.len);
         result_fail(r, SMSEND_E_BAD_RESPONSE, "the login answer is not USER_KEY;SECRET");
         return -1;
     }
     rc = secret_set(&c->user_key, key, key_n) || secret_set(&c->key, secret, secret_n);
-    secure_wipe(c->http.resp.data, c->http.resp.len);
+    secure_wipe(x->resp.data, x->resp.len);
     c->key_is_token = c->auth == AUTH_TOKEN;
     if (rc || http_set_auth(&c->http, &c->user_key, c->key_is_token ? "Access_token" : "Session_key", &c->key)) {
         secret_clear(&c->key);
@@ -366,57 +404,221 @@ static int do_login(struct smsend_client *c, struct smsend_result *r)
         r->retryable = 1;
         return -1;
     }
+    c->key_gen++;
+    result_clear(r);
+    r->status = 200; /* login() reports it; a call that follows starts from a clear result */
+    r->body_is_secret = 1;
     return 0;
 }
 
-/* One authenticated exchange, logging in first when needed and once more after a 401 when a
- * session could have expired. Returns 0 when an HTTP answer is in r, -1 when r holds a failure. */
-static int call_authed(struct smsend_client *c, struct http_call *call, struct smsend_result *r)
+/* What a finished gateway call means, per kind of call. */
+static void read_answer(struct smsend_op *op, struct http_exchange *x)
 {
-    int fresh = 0;
-    if (!have_keys(c)) {
-        if (!c->can_login) {
-            result_fail(r, SMSEND_E_UNAUTHORIZED, "no credentials to call the gateway with");
+    struct smsend_client *c = op->c;
+    struct smsend_result *r = &op->r;
+    struct json_status js;
+    if (op->kind == OPK_CHECK) {
+        int valid = answer_bool(r->body.data, r->body.len);
+        if (r->status == 401) {
+            r->valid = 0;
+            result_message(r, "session not valid (HTTP 401)");
+        } else if (r->status != 200) {
+            map_status(c, x, r);
+        } else if (valid < 0) {
+            result_fail(r, SMSEND_E_BAD_RESPONSE, "checksession answered neither true nor false");
+        } else {
+            r->valid = valid;
+            result_message(r, valid ? "session valid" : "session not valid");
+        }
+        return;
+    }
+    if (r->status != 200) {
+        map_status(c, x, r);
+    } else if (json_is_status_ok(r->body.data, r->body.len)) {
+        result_message(r, op->kind == OPK_REQUEST ? "PIN sent" : "PIN verified");
+    } else if (json_read_status(r->body.data, r->body.len, &js) != 0 || !js.has_status) {
+        result_fail(r, SMSEND_E_BAD_RESPONSE,
+                    op->kind == OPK_REQUEST ? "HTTP 200 without {\"status\":\"OK\"}" : "HTTP 200 without a JSON status");
+    } else if (strcmp(js.status, "OK") == 0) {
+        result_message(r, op->kind == OPK_REQUEST ? "PIN sent" : "PIN verified");
+    } else if (op->kind == OPK_VERIFY && strcmp(js.status, "ERROR") == 0) {
+        result_fail(r, SMSEND_E_WRONG_PIN, "%s", js.has_error && js.error[0] ? js.error : "wrong PIN");
+        if (js.has_tries)
+            r->tries_remaining = js.tries;
+    } else {
+        result_fail(r, SMSEND_E_BAD_RESPONSE,
+                    op->kind == OPK_REQUEST ? "HTTP 200 without {\"status\":\"OK\"}" : "HTTP 200 with an unknown status");
+    }
+}
+
+/* ---- steps ---- */
+
+/* Starts one exchange of the op. The first uses the configured timeout as it stands in the handle;
+ * later ones (after a login) get only what is left of the call's time. 0, or -1 with op done. */
+static int op_exchange(struct smsend_op *op, struct http_call *call)
+{
+    struct smsend_client *c = op->c;
+    call->timeout_ms = 0;
+    if (op->exchanges++ > 0) {
+        double left = op->deadline - http_now();
+        if (left < 0.001) {
+            result_fail(&op->r, SMSEND_E_TIMEOUT, "the call's timeout passed before this step could start");
+            op->r.retryable = 1; /* the step that could send an SMS never started */
+            op_done(op);
             return -1;
         }
-        if (do_login(c, r))
-            return -1;
-        fresh = 1;
-        result_clear(r);
+        call->timeout_ms = (long)ceil(left * 1000.0);
     }
-    if (exchange(c, call, r))
+    op_detach_exchange(op);
+    op->x = http_start(&c->http, call, op, &op->r);
+    if (!op->x) {
+        op_done(op);
         return -1;
-    if (r->status == 401 && c->can_login && !fresh) {
-        /* A 401 means the gateway refused the call, so nothing was sent: safe to repeat once. */
-        secret_clear(&c->key);
-        result_clear(r);
-        if (do_login(c, r))
-            return -1;
-        result_clear(r);
-        if (exchange(c, call, r))
-            return -1;
     }
     return 0;
 }
 
-static void init_call(struct smsend_client *c, struct http_call *call, enum http_method m, const char *url)
+static void op_start_call(struct smsend_op *op)
 {
-    memset(call, 0, sizeof *call);
-    call->method = m;
-    call->url = url;
-    call->with_auth = 1;
-    call->secrets = c->secrets;
-    call->nsecrets = 5;
+    op->step = STEP_CALL;
+    op->key_gen = op->c->key_gen;
+    result_clear(&op->r);
+    op_exchange(op, &op->call);
 }
 
-/* Appends a literal without a length check: callers reserved the worst case up front. */
-#define PUT_LIT(o, lit) (memcpy((o), (lit), sizeof(lit) - 1), (o) + sizeof(lit) - 1)
+static void op_start_login(struct smsend_op *op)
+{
+    struct smsend_client *c = op->c;
+    struct buf *u = &op->login_url;
+    struct http_call call;
+    buf_reset(u);
+    if (buf_puts(u, c->base_url) || buf_puts(u, c->auth == AUTH_TOKEN ? c->token_path : c->login_path) ||
+        buf_puts(u, "?username=") || urlenc_append(u, c->username.data, c->username.len) ||
+        buf_puts(u, "&password=") || urlenc_append(u, c->password.data, c->password.len)) {
+        secure_wipe(u->data, u->size);
+        result_fail(&op->r, SMSEND_E_OUT_OF_MEMORY, "out of memory");
+        op->r.retryable = 1;
+        op_done(op);
+        return;
+    }
+    memset(&call, 0, sizeof call);
+    call.method = HTTP_GET;
+    call.url = u->data;
+    call.url_is_scratch = 1;
+    op->step = STEP_LOGIN;
+    c->login_owner = op;
+    if (op_exchange(op, &call) != 0) {
+        c->login_owner = NULL;
+        secure_wipe(u->data, u->size);
+        buf_reset(u);
+    }
+}
+
+/* Gets keys for the op's call: the client's own, a login in flight to wait for, or a new login. */
+static void op_need_keys(struct smsend_op *op)
+{
+    struct smsend_client *c = op->c;
+    if (op->kind == OPK_LOGIN) { /* an explicit login always logs in, or shares one in flight */
+        if (c->login_owner)
+            op->step = STEP_WAIT_LOGIN;
+        else
+            op_start_login(op);
+    } else if (have_keys(c)) {
+        op_start_call(op);
+    } else if (!c->can_login) {
+        result_fail(&op->r, SMSEND_E_UNAUTHORIZED, "no credentials to call the gateway with");
+        op_done(op);
+    } else if (c->login_owner) {
+        op->step = STEP_WAIT_LOGIN;
+    } else {
+        op_start_login(op);
+    }
+}
+
+/* A login finished (ok or not): every op waiting for it goes on with its outcome. */
+static void wake_waiters(struct smsend_client *c, const struct smsend_op *owner, int ok)
+{
+    struct smsend_op *w, *next;
+    for (w = c->ops; w; w = next) {
+        next = w->next;
+        if (w->step != STEP_WAIT_LOGIN)
+            continue;
+        if (ok && w->kind == OPK_LOGIN) {
+            result_message(&w->r, "logged in");
+            op_done(w);
+        } else if (ok) {
+            w->fresh_login = 1;
+            op_start_call(w);
+        } else {
+            w->r = owner->r; /* the same refusal or failure: nothing of w was sent */
+            w->r.body = (struct buf){0};
+            w->r.body_is_secret = 1;
+            op_done(w);
+        }
+    }
+}
+
+static void on_exchange_done(struct http_exchange *x, void *owner)
+{
+    struct smsend_op *op = owner;
+    struct smsend_client *c = op->c;
+    if (op->step == STEP_LOGIN) {
+        int ok = read_login(op, x) == 0;
+        secure_wipe(op->login_url.data, op->login_url.size);
+        buf_reset(&op->login_url);
+        op_detach_exchange(op);
+        c->login_owner = NULL;
+        wake_waiters(c, op, ok);
+        if (!ok || op->kind == OPK_LOGIN) {
+            if (ok)
+                result_message(&op->r, "logged in");
+            op_done(op);
+        } else {
+            op->fresh_login = 1;
+            op_start_call(op);
+        }
+        return;
+    }
+    if (http_finish(x, c->secrets, 5, &op->r) != 0) {
+        op_done(op);
+        return;
+    }
+    if (op->r.status == 401 && op->kind != OPK_CHECK && c->can_login && !op->fresh_login && !op->renewed) {
+        /* A 401 means the gateway refused the call, so nothing was sent: safe to repeat once,
+         * with keys newer than the refused ones (another op may have renewed them already). */
+        op->renewed = 1;
+        result_clear(&op->r);
+        if (c->key_gen == op->key_gen)
+            secret_clear(&c->key);
+        op_need_keys(op);
+        return;
+    }
+    read_answer(op, x);
+    op_done(op);
+}
+
+/* Ops waiting for another op's login have no timer of their own in libcurl. */
+static void expire_waiters(struct smsend_client *c)
+{
+    struct smsend_op *w;
+    double now = http_now();
+    for (w = c->ops; w; w = w->next) {
+        if (w->step == STEP_WAIT_LOGIN && now >= w->deadline) {
+            result_fail(&w->r, SMSEND_E_TIMEOUT, "the call's timeout passed while waiting for the login");
+            w->r.retryable = 1;
+            op_done(w);
+        }
+    }
+}
+
+/* ---- starting calls ---- */
 
 /* {"recipient":...,"senderName":...,"expiry":N,"messageBody":...}: one reservation for the
  * worst case, then plain writes (the field checks bound every length). */
-static int build_request_body(struct smsend_client *c, const struct pin_request *q)
+#define PUT_LIT(o, lit) (memcpy((o), (lit), sizeof(lit) - 1), (o) + sizeof(lit) - 1)
+
+static int build_request_body(struct buf *b, const struct pin_request *q)
 {
-    struct buf *b = &c->body;
     size_t need = 64 + JSON_STRING_MAX(q->recipient.n) + JSON_INT_MAX;
     char *o;
     if (q->sender.p)
@@ -446,50 +648,8 @@ static int build_request_body(struct smsend_client *c, const struct pin_request 
     return 0;
 }
 
-void client_request_pin(struct smsend_client *c, const struct pin_request *q, struct smsend_result *r)
+static int build_verify_body(struct buf *b, const struct pin_verify *q)
 {
-    double t0 = begin_call(c), left;
-    struct http_call call;
-    struct json_status js;
-    result_clear(r);
-    if (fields_check_request(q, r))
-        goto done;
-    left = cooldown_left(&c->cooldown, q->recipient.p, q->recipient.n, t0);
-    if (left > 0) {
-        result_fail(r, SMSEND_E_COOLDOWN, "a PIN was requested for this recipient less than %g seconds ago",
-                    c->cooldown.interval);
-        r->retry_after = ceil(left);
-        goto done;
-    }
-    if (build_request_body(c, q)) {
-        result_fail(r, SMSEND_E_OUT_OF_MEMORY, "out of memory");
-        r->retryable = 1;
-        goto done;
-    }
-    init_call(c, &call, HTTP_POST, c->url_request);
-    call.body = c->body.data;
-    call.body_len = c->body.len;
-    if (call_authed(c, &call, r) == 0) {
-        if (r->status != 200)
-            map_status(c, r);
-        else if (json_is_status_ok(r->body.data, r->body.len) ||
-                 (json_read_status(r->body.data, r->body.len, &js) == 0 && js.has_status &&
-                  strcmp(js.status, "OK") == 0))
-            result_message(r, "PIN sent");
-        else
-            result_fail(r, SMSEND_E_BAD_RESPONSE, "HTTP 200 without {\"status\":\"OK\"}");
-    }
-    /* Count every request that may have reached the gateway, whatever error followed: only a call
-     * that certainly sent nothing (retryable) leaves the recipient free. */
-    if (!r->retryable)
-        cooldown_mark(&c->cooldown, q->recipient.p, q->recipient.n, t0);
-done:
-    r->elapsed = now_seconds() - t0;
-}
-
-static int build_verify_body(struct smsend_client *c, const struct pin_verify *q)
-{
-    struct buf *b = &c->body;
     char *o;
     buf_reset(b);
     if (buf_reserve(b, 32 + JSON_STRING_MAX(q->recipient.n) + JSON_STRING_MAX(q->pin.n)))
@@ -504,82 +664,315 @@ static int build_verify_body(struct smsend_client *c, const struct pin_verify *q
     return 0;
 }
 
+static void op_set_call(struct smsend_op *op, enum http_method m, const char *url, CURLU **parsed)
+{
+    memset(&op->call, 0, sizeof op->call);
+    op->call.method = m;
+    op->call.url = url;
+    if (!*parsed)
+        *parsed = http_parse_url(url); /* NULL (out of memory): the text URL serves as well */
+    op->call.curlu = *parsed;
+    op->call.with_auth = 1;
+    if (m == HTTP_POST) {
+        op->call.body = op->body.data;
+        op->call.body_len = op->body.len;
+    }
+}
+
+static struct smsend_op *op_failed_alloc(void)
+{
+    /* A static, always-done op for when not even an op can be allocated. */
+    static _Thread_local struct smsend_op oom_op;
+    result_clear(&oom_op.r);
+    result_fail(&oom_op.r, SMSEND_E_OUT_OF_MEMORY, "out of memory");
+    oom_op.r.retryable = 1;
+    oom_op.step = STEP_DONE;
+    return &oom_op;
+}
+
+struct smsend_op *smsend_op_finished(struct smsend_client *c, const struct smsend_result *r)
+{
+    struct smsend_op *op = op_new(c, OPK_CHECK);
+    if (!op)
+        return NULL;
+    op->r = *r;
+    op->r.body = (struct buf){0};
+    op_done(op);
+    return op;
+}
+
+struct smsend_op *smsend_op_request_pin(struct smsend_client *c, const struct pin_request *q)
+{
+    struct smsend_op *op = op_new(c, OPK_REQUEST);
+    double left;
+    if (!op)
+        return NULL;
+    if (fields_check_request(q, &op->r)) {
+        op_done(op);
+        return op;
+    }
+    left = cooldown_left(&c->cooldown, q->recipient.p, q->recipient.n, op->t0);
+    if (left > 0) {
+        result_fail(&op->r, SMSEND_E_COOLDOWN, "a PIN was requested for this recipient less than %g seconds ago",
+                    c->cooldown.interval);
+        op->r.retry_after = ceil(left);
+        op_done(op);
+        return op;
+    }
+    if (build_request_body(&op->body, q)) {
+        result_fail(&op->r, SMSEND_E_OUT_OF_MEMORY, "out of memory");
+        op->r.retryable = 1;
+        op_done(op);
+        return op;
+    }
+    /* From here on the recipient counts for the cooldown unless the call certainly sent nothing;
+     * it is marked at the start: two ops in flight for one number cannot both pass. */
+    if (q->recipient.n <= sizeof op->rcpt) {
+        memcpy(op->rcpt, q->recipient.p, q->recipient.n);
+        op->rcpt_n = q->recipient.n;
+    }
+    if (c->cooldown.interval > 0 && op->rcpt_n)
+        cooldown_mark(&c->cooldown, op->rcpt, op->rcpt_n, op->t0);
+    op_set_call(op, HTTP_POST, c->url_request, &c->u_request);
+    op_need_keys(op);
+    return op;
+}
+
+struct smsend_op *smsend_op_verify_pin(struct smsend_client *c, const struct pin_verify *q)
+{
+    struct smsend_op *op = op_new(c, OPK_VERIFY);
+    if (!op)
+        return NULL;
+    if (fields_check_verify(q, &op->r)) {
+        op_done(op);
+        return op;
+    }
+    if (build_verify_body(&op->body, q)) {
+        result_fail(&op->r, SMSEND_E_OUT_OF_MEMORY, "out of memory");
+        op->r.retryable = 1;
+        op_done(op);
+        return op;
+    }
+    op_set_call(op, HTTP_POST, c->url_verify, &c->u_verify);
+    op_need_keys(op);
+    return op;
+}
+
+struct smsend_op *smsend_op_login(struct smsend_client *c)
+{
+    struct smsend_op *op = op_new(c, OPK_LOGIN);
+    if (!op)
+        return NULL;
+    if (!c->can_login) {
+        result_fail(&op->r, SMSEND_E_INVALID_REQUEST, "login needs username and password");
+        snprintf(op->r.field, sizeof op->r.field, "username");
+        op_done(op);
+    } else {
+        op_need_keys(op);
+    }
+    return op;
+}
+
+struct smsend_op *smsend_op_check_session(struct smsend_client *c)
+{
+    struct smsend_op *op = op_new(c, OPK_CHECK);
+    if (!op)
+        return NULL;
+    if (!have_keys(c)) {
+        op->r.valid = 0;
+        result_message(&op->r, "not logged in yet");
+        op_done(op);
+        return op;
+    }
+    op_set_call(op, HTTP_GET, c->url_check, &c->u_check);
+    op_start_call(op);
+    return op;
+}
+
+/* ---- driving and waiting ---- */
+
+int smsend_op_done(const struct smsend_op *op)
+{
+    return op->step == STEP_DONE;
+}
+
+const struct smsend_result *smsend_op_result(const struct smsend_op *op)
+{
+    return &op->r;
+}
+
+int smsend_op_poll(struct smsend_op *op)
+{
+    if (op->step != STEP_DONE && op->c) {
+        http_drive(&op->c->http);
+        expire_waiters(op->c);
+    }
+    return op->step == STEP_DONE;
+}
+
+int smsend_op_wait(struct smsend_op *op, double seconds)
+{
+    double until = seconds >= 0 ? http_now() + seconds : -1, now;
+    do {
+        double max = -1;
+        if (op->step == STEP_DONE || !op->c)
+            break;
+        now = http_now();
+        if (until >= 0)
+            max = until > now ? until - now : 0;
+        if (op->step == STEP_WAIT_LOGIN) { /* no timer of libcurl's covers its deadline */
+            double w = op->deadline > now ? op->deadline - now : 0;
+            if (max < 0 || w < max)
+                max = w;
+        }
+        http_wait(&op->c->http, max);
+        expire_waiters(op->c);
+    } while (until < 0 || http_now() < until);
+    return op->step == STEP_DONE;
+}
+
+int smsend_op_fd(const struct smsend_op *op)
+{
+    return op->c ? http_fd(&op->c->http) : -1;
+}
+
+double smsend_op_timeout(const struct smsend_op *op)
+{
+    double t, w;
+    if (op->step == STEP_DONE || !op->c)
+        return 0;
+    t = http_timeout(&op->c->http);
+    if (op->step == STEP_WAIT_LOGIN) {
+        w = op->deadline - http_now();
+        if (w < 0)
+            w = 0;
+        if (t < 0 || w < t)
+            t = w;
+    }
+    return t;
+}
+
+int smsend_op_cancel(struct smsend_op *op)
+{
+    struct smsend_client *c = op->c;
+    int sent = 0;
+    if (op->step == STEP_DONE)
+        return 0;
+    if (op->x)
+        sent = http_abort(op->x) && op->step == STEP_CALL;
+    op_detach_exchange(op);
+    if (c && c->login_owner == op) {
+        c->login_owner = NULL;
+        secure_wipe(op->login_url.data, op->login_url.size);
+        buf_reset(&op->login_url);
+    }
+    result_clear(&op->r);
+    result_fail(&op->r, SMSEND_E_CANCELLED,
+                sent ? "cancelled after the request was written: the gateway may have acted on it"
+                     : "cancelled before the request was sent");
+    op->r.retryable = !sent;
+    op_done(op);
+    /* ops that waited for this op's login log in themselves now */
+    if (c) {
+        struct smsend_op *w, *next;
+        for (w = c->ops; w; w = next) {
+            next = w->next;
+            if (w->step == STEP_WAIT_LOGIN && !c->login_owner)
+                op_need_keys(w);
+        }
+    }
+    return 1;
+}
+
+/* ---- the blocking calls: start an op and wait for it ---- */
+
+/* The last blocking call's op stays until the next call, so r->body can point into its answer. */
+static void run_blocking(struct smsend_client *c, struct smsend_op *op, struct smsend_result *r)
+{
+    if (!op)
+        op = op_failed_alloc();
+    else
+        smsend_op_wait(op, -1);
+    *r = op->r;
+    if (op->c == c)
+        c->last = op;
+}
+
+static void drop_last(struct smsend_client *c)
+{
+    struct smsend_op *op = c->last;
+    c->last = NULL;
+    smsend_op_free(op);
+}
+
+void client_request_pin(struct smsend_client *c, const struct pin_request *q, struct smsend_result *r)
+{
+    drop_last(c);
+    run_blocking(c, smsend_op_request_pin(c, q), r);
+}
+
 void client_verify_pin(struct smsend_client *c, const struct pin_verify *q, struct smsend_result *r)
 {
-    double t0 = begin_call(c);
-    struct http_call call;
-    struct json_status js;
-    result_clear(r);
-    if (fields_check_verify(q, r))
-        goto done;
-    if (build_verify_body(c, q)) {
-        result_fail(r, SMSEND_E_OUT_OF_MEMORY, "out of memory");
-        r->retryable = 1;
-        goto done;
-    }
-    init_call(c, &call, HTTP_POST, c->url_verify);
-    call.body = c->body.data;
-    call.body_len = c->body.len;
-    if (call_authed(c, &call, r) == 0) {
-        if (r->status != 200)
-            map_status(c, r);
-        else if (json_is_status_ok(r->body.data, r->body.len))
-            result_message(r, "PIN verified");
-        else if (json_read_status(r->body.data, r->body.len, &js) != 0 || !js.has_status)
-            result_fail(r, SMSEND_E_BAD_RESPONSE, "HTTP 200 without a JSON status");
-        else if (strcmp(js.status, "OK") == 0)
-            result_message(r, "PIN verified");
-        else if (strcmp(js.status, "ERROR") == 0) {
-            result_fail(r, SMSEND_E_WRONG_PIN, "%s", js.has_error && js.error[0] ? js.error : "wrong PIN");
-            if (js.has_tries)
-                r->tries_remaining = js.tries;
-        } else
-            result_fail(r, SMSEND_E_BAD_RESPONSE, "HTTP 200 with an unknown status");
-    }
-    /* the body held the PIN the user typed */
-    secure_wipe(c->body.data, c->body.len);
-done:
-    r->elapsed = now_seconds() - t0;
+    drop_last(c);
+    run_blocking(c, smsend_op_verify_pin(c, q), r);
 }
 
 void client_login(struct smsend_client *c, struct smsend_result *r)
 {
-    double t0 = begin_call(c);
-    result_clear(r);
-    if (!c->can_login) {
-        result_fail(r, SMSEND_E_INVALID_REQUEST, "login needs username and password");
-        snprintf(r->field, sizeof r->field, "username");
-    } else if (do_login(c, r) == 0) {
-        snprintf(r->message, sizeof r->message, "logged in");
-    }
-    r->elapsed = now_seconds() - t0;
+    drop_last(c);
+    run_blocking(c, smsend_op_login(c), r);
 }
 
 void client_check_session(struct smsend_client *c, struct smsend_result *r)
 {
-    double t0 = begin_call(c);
-    struct http_call call;
-    result_clear(r);
-    if (!have_keys(c)) {
-        r->valid = 0;
-        snprintf(r->message, sizeof r->message, "not logged in yet");
-        goto done;
+    drop_last(c);
+    run_blocking(c, smsend_op_check_session(c), r);
+}
+
+void client_destroy(struct smsend_client *c)
+{
+    struct smsend_op *op;
+    if (!c)
+        return;
+    drop_last(c);
+    /* ops still alive (pollable ones the caller holds) are cancelled and cut loose */
+    while ((op = c->ops) != NULL) {
+        smsend_op_cancel(op);
+        op_detach_exchange(op);
+        op_unlink(op);
+        op->c = NULL;
     }
-    init_call(c, &call, HTTP_GET, c->url_check);
-    if (exchange(c, &call, r) == 0) {
-        int valid = answer_bool(r->body.data, r->body.len);
-        if (r->status == 401) {
-            r->valid = 0;
-            snprintf(r->message, sizeof r->message, "session not valid (HTTP 401)");
-        } else if (r->status != 200) {
-            map_status(c, r);
-        } else if (valid < 0) {
-            result_fail(r, SMSEND_E_BAD_RESPONSE, "checksession answered neither true nor false");
-        } else {
-            r->valid = valid;
-            snprintf(r->message, sizeof r->message, valid ? "session valid" : "session not valid");
-        }
+    if (c->spare) {
+        buf_wipe_free(&c->spare->body);
+        buf_wipe_free(&c->spare->login_url);
+        free(c->spare);
     }
-done:
-    r->elapsed = now_seconds() - t0;
+    if (c->http.on_done) /* http_open ran (a client failing earlier has no transport) */
+        http_close(&c->http);
+    curl_url_cleanup(c->u_request);
+    curl_url_cleanup(c->u_verify);
+    curl_url_cleanup(c->u_check);
+    secret_clear(&c->user_key);
+    secret_clear(&c->key);
+    secret_clear(&c->username);
+    secret_clear(&c->password);
+    secret_clear(&c->proxy);
+    cooldown_free(&c->cooldown);
+    free(c->base_url);
+    free(c->url_request);
+    free(c->url_verify);
+    free(c->url_check);
+    config_copy_free(&c->config);
+    secure_wipe(c, sizeof *c);
+    free(c);
+}
+
+void client_describe(const struct smsend_client *c, char *out, size_t outlen)
+{
+    const char *auth;
+    if (secret_isset(&c->key) && !c->can_login)
+        auth = c->key_is_token ? "access_token" : "session_key";
+    else
+        auth = c->auth == AUTH_TOKEN ? "username/password, token" : "username/password, session";
+    snprintf(out, outlen, "smsend.client (%s, %s)", auth, c->base_url);
 }

@@ -39,6 +39,32 @@ void client_verify_pin(struct smsend_client *c, const struct pin_verify *q, stru
 void client_login(struct smsend_client *c, struct smsend_result *r);
 void client_check_session(struct smsend_client *c, struct smsend_result *r);
 
+/* Pollable calls. Each start function returns an op (NULL only when out of memory) that may be
+ * born done (bad fields, cooldown: nothing sent). The blocking calls above are exactly "start an
+ * op and wait for it". An op keeps its client's transport busy; client_destroy cancels the ops
+ * still in flight and cuts them loose (they stay valid until smsend_op_free). */
+struct smsend_op;
+struct smsend_op *smsend_op_request_pin(struct smsend_client *c, const struct pin_request *q);
+struct smsend_op *smsend_op_verify_pin(struct smsend_client *c, const struct pin_verify *q);
+struct smsend_op *smsend_op_login(struct smsend_client *c);
+struct smsend_op *smsend_op_check_session(struct smsend_client *c);
+/* An op born done with r (a request the binding could not read: nothing sent). */
+struct smsend_op *smsend_op_finished(struct smsend_client *c, const struct smsend_result *r);
+/* Does what is ready without waiting; 1 once done. */
+int smsend_op_poll(struct smsend_op *op);
+/* Waits at most seconds (< 0: until done); 1 once done. */
+int smsend_op_wait(struct smsend_op *op, double seconds);
+int smsend_op_done(const struct smsend_op *op);
+/* Abandons the call (error cancelled); 0 when it was already done. */
+int smsend_op_cancel(struct smsend_op *op);
+/* The result once done; r->body stays valid until smsend_op_free. */
+const struct smsend_result *smsend_op_result(const struct smsend_op *op);
+/* A descriptor that becomes readable when smsend_op_poll has work (the same for the op's life,
+ * -1 once its client is gone), and seconds until it must be polled anyway (< 0: no timer). */
+int smsend_op_fd(const struct smsend_op *op);
+double smsend_op_timeout(const struct smsend_op *op);
+void smsend_op_free(struct smsend_op *op);
+
 /* A redacted description for tostring: no secret, no part of one. */
 void client_describe(const struct smsend_client *c, char *out, size_t outlen);
 

@@ -358,8 +358,11 @@ int config_finish(struct client_config *cfg, char *err, size_t errlen, char *fie
         const char *v;
         if (!f || f->p || (o->kind == OPTION_CREDENTIAL && any_credential))
             continue;
-        if (o->env && (v = getenv(o->env)) != NULL) {
-            if (!*v)
+        v = o->env ? getenv(o->env) : NULL;
+        if (v && !*v && o->kind == OPTION_CREDENTIAL)
+            v = NULL; /* an emptied credential is no credential: the set rules below still apply */
+        if (v) {
+            if (!*v) /* an empty SMSEND_BASE_URL must never mean the production gateway */
                 FAIL(o->name, "%s is set but empty: unset it or give it a value", o->env);
             config_set_string(cfg, i, v, strlen(v));
         } else if (o->str_default) {

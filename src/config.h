@@ -70,7 +70,8 @@ int config_set_enum(struct client_config *cfg, int i, const char *p, size_t n, c
 
 /* After the caller's options: the environment fallback, then the defaults of the strings still
  * not given. Returns -1 with a message in err and the option's name in field for a variable that
- * is set but empty. The strings taken from the environment stay valid as long as it does. */
+ * is set but empty (an empty credential variable counts as unset). The strings taken from the
+ * environment stay valid as long as it does. */
 int config_finish(struct client_config *cfg, char *err, size_t errlen, char *field, size_t fieldlen);
 
 /* What the checks work out on the way, for building the client. */

@@ -70,3 +70,21 @@ void cooldown_mark(struct cooldown *c, const char *recipient, size_t n, double n
     victim->h = h;
     victim->t = now;
 }
+
+void cooldown_release(struct cooldown *c, const char *recipient, size_t n, double when)
+{
+    uint64_t h;
+    size_t i, base;
+    if (c->interval <= 0 || !c->slots)
+        return;
+    h = recipient_hash(c, recipient, n);
+    base = (size_t)(h % COOLDOWN_SLOTS);
+    for (i = 0; i < COOLDOWN_PROBE; i++) {
+        struct cooldown_slot *s = &c->slots[(base + i) % COOLDOWN_SLOTS];
+        if (s->h == h) {
+            if (s->t == when) /* still our own mark, not a later one */
+                s->h = 0;
+            return;
+        }
+    }
+}

@@ -25,5 +25,7 @@ void cooldown_free(struct cooldown *c);
 double cooldown_left(struct cooldown *c, const char *recipient, size_t n, double now);
 /* Records a request to recipient at time now. */
 void cooldown_mark(struct cooldown *c, const char *recipient, size_t n, double now);
+/* Forgets the mark made at time when (a request that certainly sent nothing). */
+void cooldown_release(struct cooldown *c, const char *recipient, size_t n, double when);
 
 #endif

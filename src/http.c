@@ -1,5 +1,6 @@
-/* http.c — libcurl transport for the gateway calls (see http.h).
- * Options are set once per handle; a call only touches what differs from the previous call. */
+/* http.c — libcurl transport for the gateway calls (see http.h): a multi handle per client driven
+ * through curl_multi_socket_action and an epoll descriptor, easy handles reused between
+ * exchanges, whose options are set once; a call only touches what differs from the last one. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -7,9 +8,11 @@
 #include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,10 +34,22 @@ static void on_fork_child(void)
  * grow moves by allocate-copy-wipe-free, so libcurl's copies of header lines, the login URL and
  * the login answer do not linger in freed memory. (If another part of the process initialised
  * libcurl first, curl_global_init_mem changes nothing and libcurl's own allocator stays.) */
+/* Logins in flight in the process: while any runs, freed blocks are wiped in full. Otherwise a
+ * block is wiped up to WIPE_ALWAYS bytes: that covers every small block (header lines, URLs,
+ * the request being built) and the start of libcurl's 16 KiB receive buffer, which holds an
+ * answer's first bytes; the rest of that buffer only ever held non-secret answers then. (This
+ * keeps the wipe below glibc's rep-stosb threshold: wiping 16 KiB on every request would cost
+ * more than all the rest of the module's work.) */
+#define WIPE_ALWAYS 2048
+static atomic_int logins_in_flight;
+
 static void wiping_free(void *p)
 {
     if (p) {
-        secure_wipe(p, malloc_usable_size(p));
+        size_t n = malloc_usable_size(p);
+        if (n > WIPE_ALWAYS && atomic_load_explicit(&logins_in_flight, memory_order_relaxed) == 0)
+            n = WIPE_ALWAYS;
+        secure_wipe(p, n);
         free(p);
     }
 }
@@ -55,8 +70,36 @@ static void *wiping_realloc(void *p, size_t n)
     if (!(q = malloc(n)))
         return NULL;
     memcpy(q, p, have);
-    wiping_free(p);
+    secure_wipe(p, have); /* a moved block is wiped in full */
+    free(p);
     return q;
+}
+
+/* OpenSSL frees its TLS record buffers itself (not through libcurl's allocator), and the one that
+ * held a decrypted login answer keeps the keys. OpenSSL 3's SSL_OP_CLEANSE_PLAINTEXT makes it wipe
+ * decrypted data once read. Looked up at run time in the libssl libcurl loaded (no link-time
+ * dependency, and nothing happens with another TLS backend). */
+#define OPENSSL3_OP_CLEANSE_PLAINTEXT ((uint64_t)1 << 1)
+typedef uint64_t (*ssl_ctx_set_options_fn)(void *ctx, uint64_t op);
+static ssl_ctx_set_options_fn ssl_ctx_set_options;
+
+static void find_openssl(void)
+{
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    void *lib;
+    if (!v || !v->ssl_version || strncmp(v->ssl_version, "OpenSSL/3", 9) != 0)
+        return;
+    if ((lib = dlopen("libssl.so.3", RTLD_LAZY | RTLD_NOLOAD)) != NULL)
+        *(void **)&ssl_ctx_set_options = dlsym(lib, "SSL_CTX_set_options");
+}
+
+static CURLcode on_ssl_ctx(CURL *easy, void *ctx, void *ud)
+{
+    (void)easy;
+    (void)ud;
+    if (ssl_ctx_set_options)
+        ssl_ctx_set_options(ctx, OPENSSL3_OP_CLEANSE_PLAINTEXT);
+    return CURLE_OK;
 }
 
 /* libcurl (its allocator hooks) and pthread_atfork keep pointers into this module for the rest of
@@ -76,6 +119,7 @@ static void global_init_once(void)
     global_status = curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wiping_free, wiping_realloc, strdup,
                                          calloc) == CURLE_OK ? 0 : -1;
     pthread_atfork(NULL, NULL, on_fork_child);
+    find_openssl();
     v = curl_version_info(CURLVERSION_NOW);
     snprintf(curl_version_text, sizeof curl_version_text, "libcurl/%s", v && v->version ? v->version : "?");
 }
@@ -84,6 +128,13 @@ int http_global_init(void)
 {
     pthread_once(&global_once, global_init_once);
     return global_status;
+}
+
+double http_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 const char *http_curl_version(void)
@@ -96,7 +147,7 @@ const char *http_curl_version(void)
  * answer that cannot be read (bad_response), not a memory or network failure. */
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
-    struct http_conn *h = ud;
+    struct http_exchange *h = ud;
     size_t n = size * nmemb;
     (void)data;
     h->header_bytes += n;
@@ -109,7 +160,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 
 static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 {
-    struct http_conn *h = ud;
+    struct http_exchange *h = ud;
     size_t n = size * nmemb;
     if (buf_append(&h->resp, data, n) != 0) {
         /* over the cap: keep what fits, then stop libcurl (CURLE_WRITE_ERROR) */
@@ -128,7 +179,7 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
                      int conn_local_port)
 {
-    struct http_conn *h = ud;
+    struct http_exchange *h = ud;
     (void)conn_primary_ip;
     (void)conn_local_ip;
     (void)conn_primary_port;
@@ -139,8 +190,7 @@ static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int c
 }
 #endif
 
-/* libcurl opens and closes its sockets through these two, so the handle knows its sockets:
- * after fork() the child must not shut down TLS on a socket the parent still uses. */
+
 int http_addr_is_loopback(const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET) {
@@ -154,49 +204,114 @@ int http_addr_is_loopback(const struct sockaddr *sa)
     return 0;
 }
 
+/* ---- sockets: libcurl opens and closes them through these two, so the transport knows them
+ * (after fork() the child must not shut down TLS on a socket the parent still uses; an idle one
+ * that went stale must not carry the next request). ---- */
+
 /* Second line of the clear-text rule: whatever the URL parser made of the host, an http:// client
  * never opens a socket to an address outside the loopback ranges. */
 static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
 {
-    struct http_conn *h = ud;
+    struct http_exchange *x = ud;
+    struct http_transport *t = x->t;
     curl_socket_t s;
     (void)purpose;
-    if (h->opts.clear_text && !http_addr_is_loopback(&a->addr)) {
-        h->refused_socket = 1;
+    if (t->opts.clear_text && !http_addr_is_loopback(&a->addr)) {
+        x->refused_socket = 1;
         return CURL_SOCKET_BAD;
     }
     s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-    if (s != CURL_SOCKET_BAD && h->nsocks < HTTP_MAX_SOCKETS)
-        h->socks[h->nsocks++] = (int)s;
+    if (s != CURL_SOCKET_BAD && t->nsocks < HTTP_MAX_SOCKETS)
+        t->socks[t->nsocks++] = (int)s;
     return s;
+}
+
+static void forget_socket(struct http_transport *t, int s)
+{
+    int i;
+    for (i = 0; i < t->nsocks; i++) {
+        if (t->socks[i] == s) {
+            t->socks[i] = t->socks[--t->nsocks];
+            break;
+        }
+    }
 }
 
 static int on_close_socket(void *ud, curl_socket_t s)
 {
-    struct http_conn *h = ud;
-    int i;
-    for (i = 0; i < h->nsocks; i++) {
-        if (h->socks[i] == (int)s) {
-            h->socks[i] = h->socks[--h->nsocks];
-            break;
-        }
-    }
+    struct http_exchange *x = ud;
+    forget_socket(x->t, (int)s);
     return close((int)s);
 }
 
-/* In a forked child: point every inherited socket at /dev/null, so that cleaning up the
- * inherited handle (TLS close_notify, reads) cannot touch the parent's connection. */
-static void detach_inherited(struct http_conn *h)
+/* CURLMOPT_SOCKETFUNCTION: the epoll descriptor follows what libcurl wants to wait for. */
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *ud, void *socketp)
 {
-    int i, devnull;
-    if (h->fork_generation == fork_generation || !h->nsocks)
-        return;
-    devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-    for (i = 0; i < h->nsocks && devnull >= 0; i++)
-        dup2(devnull, h->socks[i]);
+    struct http_transport *t = ud;
+    struct epoll_event ev;
+    (void)easy;
+    if (t->epfd < 0)
+        return 0;
+    memset(&ev, 0, sizeof ev);
+    ev.data.fd = (int)s;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(t->epfd, EPOLL_CTL_DEL, (int)s, &ev);
+        return 0;
+    }
+    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+    if (!socketp) {
+        if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, (int)s, &ev) != 0 && errno == EEXIST)
+            epoll_ctl(t->epfd, EPOLL_CTL_MOD, (int)s, &ev);
+        curl_multi_assign(t->multi, s, t); /* any non-NULL marks "registered" */
+    } else if (epoll_ctl(t->epfd, EPOLL_CTL_MOD, (int)s, &ev) != 0 && errno == ENOENT) {
+        epoll_ctl(t->epfd, EPOLL_CTL_ADD, (int)s, &ev);
+    }
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: when libcurl wants to be called again at the latest. */
+static int on_timer(CURLM *multi, long timeout_ms, void *ud)
+{
+    struct http_transport *t = ud;
+    (void)multi;
+    t->timer_at = timeout_ms < 0 ? -1 : http_now() + (double)timeout_ms / 1000.0;
+    return 0;
+}
+
+/* In a forked child: point every inherited socket at /dev/null, so that cleaning up the
+ * inherited handles (TLS close_notify, reads) cannot touch the parent's connections. */
+static void detach_inherited(struct http_transport *t)
+{
+    int i, devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    for (i = 0; i < t->nsocks && devnull >= 0; i++)
+        dup2(devnull, t->socks[i]);
     if (devnull >= 0)
         close(devnull);
+    t->nsocks = 0;
 }
+
+/* 1 when a kept-alive socket has something pending although no request is in flight: the
+ * gateway closed it (EOF), reset it (RST), or sent something unasked. Such a connection must not
+ * carry the next request, which would be written into it and lost. */
+static int idle_socket_is_stale(int fd)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    return 1;
+}
+
+static int has_stale_socket(const struct http_transport *t)
+{
+    int i;
+    for (i = 0; i < t->nsocks; i++)
+        if (idle_socket_is_stale(t->socks[i]))
+            return 1;
+    return 0;
+}
+
+/* ---- handles ---- */
 
 static char *dup_or_null(const char *s)
 {
@@ -224,31 +339,42 @@ static void wipe_slist(struct curl_slist **l)
     *l = NULL;
 }
 
-static CURLcode configure(struct http_conn *h)
+static void headers_unref(struct http_headers *h)
 {
-    CURL *e = h->easy;
+    if (h && --h->refs == 0) {
+        wipe_slist(&h->list);
+        free(h);
+    }
+}
+
+static CURLcode configure(struct http_exchange *x)
+{
+    CURL *e = x->easy;
+    const struct http_transport *t = x->t;
     CURLcode rc = CURLE_OK;
 #define SET(opt, val) do { if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val); } while (0)
     SET(CURLOPT_NOSIGNAL, 1L); /* several threads: never use signals for timeouts */
+    SET(CURLOPT_PRIVATE, x);
     SET(CURLOPT_WRITEFUNCTION, on_write);
-    SET(CURLOPT_WRITEDATA, h);
+    SET(CURLOPT_WRITEDATA, x);
     SET(CURLOPT_HEADERFUNCTION, on_header);
-    SET(CURLOPT_HEADERDATA, h);
-    SET(CURLOPT_ERRORBUFFER, h->errbuf);
-    SET(CURLOPT_TIMEOUT_MS, h->opts.timeout_ms);
-    h->cur_timeout_ms = h->opts.timeout_ms;
+    SET(CURLOPT_HEADERDATA, x);
+    SET(CURLOPT_ERRORBUFFER, x->errbuf);
+    SET(CURLOPT_TIMEOUT_MS, t->opts.timeout_ms);
+    x->cur_timeout_ms = t->opts.timeout_ms;
     SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-    SET(CURLOPT_OPENSOCKETDATA, h);
+    SET(CURLOPT_OPENSOCKETDATA, x);
     SET(CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
-    SET(CURLOPT_CLOSESOCKETDATA, h);
-    SET(CURLOPT_CONNECTTIMEOUT_MS, h->opts.connect_timeout_ms);
+    SET(CURLOPT_CLOSESOCKETDATA, x);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, t->opts.connect_timeout_ms);
     SET(CURLOPT_FOLLOWLOCATION, 0L);
     SET(CURLOPT_SSL_VERIFYPEER, 1L);
     SET(CURLOPT_SSL_VERIFYHOST, 2L);
-    /* One request at a time per handle: HTTP/2 framing would cost without serving. */
+    /* One request per connection at a time: HTTP/2 framing would cost without serving. */
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
-    SET(CURLOPT_USERAGENT, h->opts.user_agent);
+    /* The User-Agent goes in the header lists: as CURLOPT_USERAGENT libcurl would format the
+     * header anew for every request. */
 #if LIBCURL_VERSION_NUM >= 0x075500
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -256,21 +382,51 @@ static CURLcode configure(struct http_conn *h)
 #endif
 #if LIBCURL_VERSION_NUM >= 0x075000
     SET(CURLOPT_PREREQFUNCTION, on_prereq);
-    SET(CURLOPT_PREREQDATA, h);
+    SET(CURLOPT_PREREQDATA, x);
 #endif
     /* libcurl keeps its built-in CA bundle/path for whichever of the two is not given,
      * so cainfo/capath add trust rather than replace it. */
-    if (h->opts.cainfo)
-        SET(CURLOPT_CAINFO, h->opts.cainfo);
-    if (h->opts.capath)
-        SET(CURLOPT_CAPATH, h->opts.capath);
+    if (!t->opts.clear_text && ssl_ctx_set_options) {
+        SET(CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+        if (rc == CURLE_NOT_BUILT_IN)
+            rc = CURLE_OK;
+    }
+    if (t->opts.cainfo)
+        SET(CURLOPT_CAINFO, t->opts.cainfo);
+    if (t->opts.capath)
+        SET(CURLOPT_CAPATH, t->opts.capath);
     /* The proxy decision is made once, in http_open: an explicit value stops libcurl from reading
      * the proxy variables again on every request ("" = no proxy). */
-    SET(CURLOPT_PROXY, h->opts.proxy ? h->opts.proxy : "");
-    if (h->noproxy)
-        SET(CURLOPT_NOPROXY, h->noproxy);
+    SET(CURLOPT_PROXY, t->opts.proxy ? t->opts.proxy : "");
+    if (t->noproxy)
+        SET(CURLOPT_NOPROXY, t->noproxy);
 #undef SET
     return rc;
+}
+
+static void exchange_free(struct http_exchange *x)
+{
+    if (x->easy)
+        curl_easy_cleanup(x->easy);
+    buf_wipe_free(&x->resp);
+    secure_wipe(x->errbuf, sizeof x->errbuf);
+    free(x);
+}
+
+static CURLM *new_multi(struct http_transport *t)
+{
+    CURLM *m = curl_multi_init();
+    if (!m)
+        return NULL;
+    if (curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+        curl_multi_setopt(m, CURLMOPT_SOCKETDATA, t) != CURLM_OK ||
+        curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
+        curl_multi_setopt(m, CURLMOPT_TIMERDATA, t) != CURLM_OK ||
+        curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)HTTP_MAX_HOST_CONNECTIONS) != CURLM_OK) {
+        curl_multi_cleanup(m);
+        return NULL;
+    }
+    return m;
 }
 
 static const char *env_first(const char *a, const char *b)
@@ -283,109 +439,154 @@ static const char *env_first(const char *a, const char *b)
 
 /* libcurl's rules for an https:// URL (https_proxy, then all_proxy, each also in capitals, and
  * no_proxy), applied once when the client is made instead of on every request. */
-static int proxy_from_env(struct http_conn *h)
+static int proxy_from_env(struct http_transport *t)
 {
     const char *p = env_first("https_proxy", "HTTPS_PROXY"), *np;
     if (!p)
         p = env_first("all_proxy", "ALL_PROXY");
     if (!p)
         return 0;
-    if (!(h->opts.proxy = strdup(p)))
+    if (!(t->opts.proxy = strdup(p)))
         return -1;
     np = env_first("no_proxy", "NO_PROXY");
-    if (np && !(h->noproxy = strdup(np)))
+    if (np && !(t->noproxy = strdup(np)))
         return -1;
     return 0;
 }
 
-int http_open(struct http_conn *h, const struct http_options *o, char *err, size_t errlen)
+/* Appends "User-Agent: <opts.user_agent>" to *l. */
+static int append_user_agent(const struct http_transport *t, struct curl_slist **l)
 {
-    memset(h, 0, sizeof *h);
-    buf_init(&h->resp, HTTP_BODY_CAP);
+    struct buf line;
+    struct curl_slist *n = NULL;
+    buf_init(&line, 0);
+    if (t->opts.user_agent && buf_puts(&line, "User-Agent: ") == 0 && buf_puts(&line, t->opts.user_agent) == 0)
+        n = curl_slist_append(*l, buf_cstr(&line));
+    buf_free(&line);
+    if (!t->opts.user_agent)
+        return 0;
+    if (!n)
+        return -1;
+    *l = n;
+    return 0;
+}
+
+CURLU *http_parse_url(const char *url)
+{
+    CURLU *u = curl_url();
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
+        curl_url_cleanup(u);
+        u = NULL;
+    }
+    return u;
+}
+
+int http_open(struct http_transport *t, const struct http_options *o, http_done_fn on_done, char *err,
+              size_t errlen)
+{
+    memset(t, 0, sizeof *t);
+    t->epfd = -1;
+    t->timer_at = -1;
+    t->on_done = on_done;
     if (http_global_init() != 0) {
         snprintf(err, errlen, "libcurl could not be initialised");
         return -1;
     }
-    h->opts.timeout_ms = o->timeout_ms;
-    h->opts.connect_timeout_ms = o->connect_timeout_ms;
-    h->opts.cainfo = dup_or_null(o->cainfo);
-    h->opts.capath = dup_or_null(o->capath);
-    h->opts.clear_text = o->clear_text;
+    t->opts.timeout_ms = o->timeout_ms;
+    t->opts.connect_timeout_ms = o->connect_timeout_ms;
+    t->opts.cainfo = dup_or_null(o->cainfo);
+    t->opts.capath = dup_or_null(o->capath);
+    t->opts.clear_text = o->clear_text;
+    t->opts.user_agent = dup_or_null(o->user_agent);
+    if ((o->cainfo && !t->opts.cainfo) || (o->capath && !t->opts.capath) || (o->user_agent && !t->opts.user_agent))
+        goto oom;
     if (o->clear_text) {
         /* http:// never goes through a proxy: the proxy would read the credentials in clear */
-        h->opts.proxy = NULL;
     } else if (o->proxy) {
-        h->opts.proxy = dup_or_null(o->proxy);
-        if (!h->opts.proxy)
+        if (!(t->opts.proxy = strdup(o->proxy)))
             goto oom;
-    } else if (proxy_from_env(h) != 0) {
+    } else if (proxy_from_env(t) != 0) {
         goto oom;
     }
-    h->opts.user_agent = dup_or_null(o->user_agent);
-    h->plain_headers = curl_slist_append(NULL, "Accept: */*");
-    h->easy = curl_easy_init();
-    if (!h->easy || !h->plain_headers || (o->cainfo && !h->opts.cainfo) || (o->capath && !h->opts.capath) ||
-        (o->user_agent && !h->opts.user_agent)) {
-    oom:
-        snprintf(err, errlen, "out of memory");
-        http_close(h);
-        return -1;
+    t->plain.refs = 1;
+    if ((t->plain.list = curl_slist_append(NULL, "Accept: */*")) && append_user_agent(t, &t->plain.list) != 0) {
+        curl_slist_free_all(t->plain.list);
+        t->plain.list = NULL;
     }
-    if (configure(h) != CURLE_OK) {
-        snprintf(err, errlen, "libcurl refused an option (is it built with HTTPS support?)");
-        http_close(h);
-        return -1;
-    }
-    h->fork_generation = fork_generation;
+    t->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (!t->plain.list || t->epfd < 0 || !(t->multi = new_multi(t)))
+        goto oom;
+    t->fork_generation = fork_generation;
     return 0;
+oom:
+    snprintf(err, errlen, "out of memory");
+    http_close(t);
+    return -1;
 }
 
-void http_close(struct http_conn *h)
+void http_close(struct http_transport *t)
 {
-    detach_inherited(h);
-    if (h->easy)
-        curl_easy_cleanup(h->easy);
-    h->easy = NULL;
-    wipe_slist(&h->auth_headers);
-    curl_slist_free_all(h->plain_headers);
-    h->plain_headers = NULL;
-    buf_wipe_free(&h->resp);
-    free_opts(&h->opts);
-    free(h->noproxy);
-    h->noproxy = NULL;
-    h->cur_headers = NULL;
-    h->cur_url = NULL;
-    h->cur_method = HTTP_NONE;
+    struct http_exchange *x;
+    int forked = t->fork_generation != fork_generation;
+    if (forked) { /* the epoll instance and the sockets are the parent's too */
+        if (t->epfd >= 0)
+            close(t->epfd);
+        t->epfd = -1;
+        detach_inherited(t);
+    }
+    /* exchanges still in flight were aborted by their owners; idle ones are here */
+    if (t->multi)
+        curl_multi_cleanup(t->multi);
+    t->multi = NULL;
+    while ((x = t->idle) != NULL) {
+        t->idle = x->next_idle;
+        exchange_free(x);
+    }
+    headers_unref(t->auth);
+    t->auth = NULL;
+    curl_slist_free_all(t->plain.list);
+    t->plain.list = NULL;
+    if (t->epfd >= 0)
+        close(t->epfd);
+    t->epfd = -1;
+    free_opts(&t->opts);
+    free(t->noproxy);
+    t->noproxy = NULL;
 }
 
-int http_set_auth(struct http_conn *h, const struct secret *user_key, const char *key_name,
+int http_set_auth(struct http_transport *t, const struct secret *user_key, const char *key_name,
                   const struct secret *key)
 {
     struct buf line;
-    struct curl_slist *l = NULL, *t;
+    struct curl_slist *l = NULL, *n;
+    struct http_headers *h;
     int rc = -1;
     buf_init(&line, 0);
     /* Only place besides secret.c that reads the bytes of a secret. */
     if (buf_puts(&line, "user_key: ") || buf_append(&line, user_key->data, user_key->len))
         goto out;
-    if (!(t = curl_slist_append(l, buf_cstr(&line))))
+    if (!(n = curl_slist_append(l, buf_cstr(&line))))
         goto out;
-    l = t;
+    l = n;
     secure_wipe(line.data, line.len);
     buf_reset(&line);
     if (buf_puts(&line, key_name) || buf_puts(&line, ": ") || buf_append(&line, key->data, key->len))
         goto out;
-    if (!(t = curl_slist_append(l, buf_cstr(&line))))
+    if (!(n = curl_slist_append(l, buf_cstr(&line))))
         goto out;
-    l = t;
-    if (!(t = curl_slist_append(l, "Content-Type: application/json")))
+    l = n;
+    if (!(n = curl_slist_append(l, "Content-Type: application/json")))
         goto out;
-    l = t;
-    if (h->cur_headers == h->auth_headers)
-        h->cur_headers = NULL; /* force the handle to take the new list */
-    wipe_slist(&h->auth_headers);
-    h->auth_headers = l;
+    l = n;
+    if (append_user_agent(t, &l) != 0)
+        goto out;
+    if (!(h = malloc(sizeof *h)))
+        goto out;
+    h->list = l;
+    h->refs = 1;
     l = NULL;
+    headers_unref(t->auth); /* exchanges in flight keep their own reference */
+    t->auth = h;
     rc = 0;
 out:
     wipe_slist(&l);
@@ -393,49 +594,264 @@ out:
     return rc;
 }
 
-/* 1 when a kept-alive socket has something pending although no request is in flight: the
- * gateway closed it (EOF), reset it (RST), or sent something unasked. Such a connection must not
- * carry the next request, which would be written into it and lost. */
-static int idle_socket_is_stale(int fd)
+/* Before a request when nothing is in flight: connections that belong to the parent after fork(),
+ * or a kept-alive one that went stale while idle, are dropped with the whole multi handle. */
+static int refresh_connections(struct http_transport *t)
 {
-    char c;
-    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    int forked = t->fork_generation != fork_generation;
+    CURLM *fresh;
+    if (t->inflight || (!forked && (!t->nsocks || !has_stale_socket(t))))
         return 0;
-    return 1;
-}
-
-static int has_stale_socket(const struct http_conn *h)
-{
-    int i;
-    for (i = 0; i < h->nsocks; i++)
-        if (idle_socket_is_stale(h->socks[i]))
-            return 1;
+    if (forked) {
+        int old = t->epfd, ep = epoll_create1(EPOLL_CLOEXEC);
+        if (ep < 0)
+            return -1;
+        t->epfd = -1; /* the inherited epoll instance is the parent's: never touch it */
+        detach_inherited(t);
+        if (old >= 0 && dup3(ep, old, O_CLOEXEC) >= 0) { /* keep the descriptor number */
+            close(ep);
+            ep = old;
+        }
+        curl_multi_cleanup(t->multi);
+        t->multi = NULL;
+        t->epfd = ep;
+        t->fork_generation = fork_generation;
+    } else {
+        curl_multi_cleanup(t->multi); /* closes the stale connection with the others */
+        t->multi = NULL;
+    }
+    t->timer_at = -1;
+    fresh = new_multi(t);
+    if (!fresh)
+        return -1;
+    t->multi = fresh;
     return 0;
 }
 
-/* Replaces the handle (and with it every kept-alive connection) when a connection belongs to the
- * parent process after fork(), or when a kept-alive connection went stale while idle. */
-static int refresh_handle(struct http_conn *h)
+static struct http_exchange *exchange_get(struct http_transport *t)
 {
-    CURL *fresh;
-    int forked = h->fork_generation != fork_generation;
-    if (!forked && (!h->nsocks || !has_stale_socket(h)))
-        return 0;
-    fresh = curl_easy_init();
-    if (!fresh)
+    struct http_exchange *x = t->idle;
+    if (x) {
+        t->idle = x->next_idle;
+        return x;
+    }
+    if (!(x = calloc(1, sizeof *x)))
+        return NULL;
+    x->t = t;
+    buf_init(&x->resp, HTTP_BODY_CAP);
+    if (!(x->easy = curl_easy_init()) || configure(x) != CURLE_OK) {
+        exchange_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+struct http_exchange *http_start(struct http_transport *t, const struct http_call *call, void *owner,
+                                 struct smsend_result *r)
+{
+    struct http_exchange *x;
+    struct http_headers *hdr;
+    CURL *e;
+    CURLcode c = CURLE_OK;
+    long want;
+    if (refresh_connections(t) != 0 || !(x = exchange_get(t))) {
+        result_fail(r, SMSEND_E_OUT_OF_MEMORY, "out of memory preparing the request");
+        r->retryable = 1;
+        return NULL;
+    }
+    e = x->easy;
+    if (call->curlu) {
+        if (call->curlu != x->cur_curlu) {
+            c = curl_easy_setopt(e, CURLOPT_CURLU, call->curlu);
+            x->cur_curlu = call->curlu;
+            x->cur_url = NULL;
+        }
+    } else {
+        if (x->cur_curlu) { /* CURLOPT_CURLU would win over CURLOPT_URL */
+            c = curl_easy_setopt(e, CURLOPT_CURLU, NULL);
+            x->cur_curlu = NULL;
+        }
+        if (c == CURLE_OK && (call->url != x->cur_url || call->url_is_scratch)) {
+            c = curl_easy_setopt(e, CURLOPT_URL, call->url);
+            x->cur_url = call->url_is_scratch ? NULL : call->url;
+            x->url_secret = call->url_is_scratch;
+        }
+    }
+    /* libcurl reads POSTFIELDS when it sends, so the same buffer with new bytes needs no setopt;
+     * only a moved buffer, a new length or a switch from GET does. */
+    if (c == CURLE_OK && call->method == HTTP_POST) {
+        if (x->cur_method != HTTP_POST || call->body_len != x->cur_body_len) {
+            c = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)call->body_len);
+            x->cur_body_len = call->body_len;
+            x->cur_body = NULL;
+        }
+        if (c == CURLE_OK && (x->cur_method != HTTP_POST || call->body != x->cur_body)) {
+            c = curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body);
+            x->cur_body = call->body;
+        }
+        x->cur_method = HTTP_POST;
+    } else if (c == CURLE_OK && x->cur_method != HTTP_GET) {
+        c = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        x->cur_method = HTTP_GET;
+        x->cur_body = NULL;
+    }
+    want = call->timeout_ms > 0 ? call->timeout_ms : t->opts.timeout_ms;
+    if (c == CURLE_OK && want != x->cur_timeout_ms) {
+        c = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, want);
+        x->cur_timeout_ms = want;
+    }
+    hdr = call->with_auth && t->auth ? t->auth : &t->plain;
+    if (c == CURLE_OK && hdr->list != x->cur_list) {
+        c = curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdr->list);
+        x->cur_list = hdr->list;
+    }
+    buf_reset(&x->resp);
+    x->errbuf[0] = 0;
+    x->prereq_calls = 0;
+    x->header_bytes = 0;
+    x->header_lines = 0;
+    x->header_overflow = 0;
+    x->refused_socket = 0;
+    x->done = 0;
+    x->code = CURLE_OK;
+    x->owner = owner;
+    if (c != CURLE_OK || curl_multi_add_handle(t->multi, e) != CURLM_OK) {
+        x->cur_url = NULL;
+        x->cur_curlu = NULL;
+        x->cur_method = HTTP_NONE;
+        x->cur_list = NULL;
+        x->owner = NULL;
+        x->next_idle = t->idle;
+        t->idle = x;
+        result_fail(r, SMSEND_E_OUT_OF_MEMORY, "could not prepare the request: %s", curl_easy_strerror(c));
+        r->retryable = 1;
+        return NULL;
+    }
+    hdr->refs++;
+    x->headers = hdr;
+    x->in_multi = 1;
+    x->counted_login = call->url_is_scratch;
+    if (x->counted_login)
+        atomic_fetch_add_explicit(&logins_in_flight, 1, memory_order_relaxed);
+    t->inflight++;
+    return x;
+}
+
+/* Takes x out of the multi handle; its connection goes back to the cache (or is closed when the
+ * transfer was not complete). */
+static void detach(struct http_exchange *x)
+{
+    struct http_transport *t = x->t;
+    if (!x->in_multi)
+        return;
+    curl_multi_remove_handle(t->multi, x->easy);
+    x->in_multi = 0;
+    t->inflight--;
+    if (x->counted_login) {
+        atomic_fetch_sub_explicit(&logins_in_flight, 1, memory_order_relaxed);
+        x->counted_login = 0;
+    }
+    if (x->headers != &t->plain)
+        headers_unref(x->headers);
+    else
+        t->plain.refs--;
+    x->headers = NULL;
+}
+
+int http_abort(struct http_exchange *x)
+{
+    detach(x);
+    x->done = 1;
+    x->code = CURLE_ABORTED_BY_CALLBACK;
+    return http_may_have_sent(x);
+}
+
+void http_release(struct http_exchange *x)
+{
+    struct http_transport *t = x->t;
+    detach(x);
+    secure_wipe(x->resp.data, x->resp.len);
+    buf_reset(&x->resp);
+    x->owner = NULL;
+    if (x->url_secret) {
+        /* the login URL holds the password: make libcurl drop (and, through the wiping
+         * allocator, wipe) its copy now rather than at the next request */
+        curl_easy_setopt(x->easy, CURLOPT_URL, "");
+        x->url_secret = 0;
+        x->cur_url = NULL;
+    }
+    x->next_idle = t->idle;
+    t->idle = x;
+}
+
+/* Reports every finished exchange to its owner. */
+static void collect(struct http_transport *t)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(t->multi, &left)) != NULL) {
+        struct http_exchange *x = NULL;
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        if (!x || !x->in_multi)
+            continue;
+        x->code = m->data.result;
+        detach(x); /* m is invalid from here on */
+        x->done = 1;
+        if (t->on_done)
+            t->on_done(x, x->owner);
+    }
+}
+
+void http_drive(struct http_transport *t)
+{
+    struct epoll_event ev[16];
+    int n, i, running;
+    if (t->driving || !t->multi)
+        return;
+    t->driving = 1;
+    do {
+        n = t->epfd >= 0 ? epoll_wait(t->epfd, ev, 16, 0) : 0;
+        for (i = 0; i < n; i++) {
+            int what = (ev[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) | (ev[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                       (ev[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+            curl_multi_socket_action(t->multi, ev[i].data.fd, what, &running);
+        }
+        if (t->timer_at >= 0 && http_now() >= t->timer_at) {
+            t->timer_at = -1;
+            curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        }
+        collect(t);
+    } while (n == 16);
+    t->driving = 0;
+}
+
+void http_wait(struct http_transport *t, double max_s)
+{
+    double wait = http_timeout(t);
+    int ms;
+    struct epoll_event ev;
+    if (max_s >= 0 && (wait < 0 || max_s < wait))
+        wait = max_s;
+    ms = wait < 0 ? 1000 : (int)(wait * 1000.0 + 0.999);
+    if (ms > 0 && t->epfd >= 0)
+        epoll_wait(t->epfd, &ev, 1, ms); /* only to sleep until something is ready */
+    http_drive(t);
+}
+
+int http_fd(const struct http_transport *t)
+{
+    return t->epfd;
+}
+
+double http_timeout(const struct http_transport *t)
+{
+    double left;
+    if (t->timer_at < 0)
         return -1;
-    if (forked)
-        detach_inherited(h);
-    curl_easy_cleanup(h->easy);
-    h->nsocks = 0;
-    h->easy = fresh;
-    h->cur_headers = NULL;
-    h->cur_url = NULL;
-    h->cur_method = HTTP_NONE;
-    h->cur_body = NULL;
-    h->fork_generation = fork_generation;
-    return configure(h) == CURLE_OK ? 0 : -1;
+    left = t->timer_at - http_now();
+    return left > 0 ? left : 0;
 }
 
 static int is_tls_error(CURLcode c)
@@ -463,7 +879,7 @@ static int is_tls_error(CURLcode c)
 
 /* When a status line arrived before the transfer failed, the status and what came of the body
  * are worth showing (a truncated or oversized answer). */
-static void keep_partial_answer(struct http_conn *h, struct smsend_result *r)
+static void keep_partial_answer(struct http_exchange *h, struct smsend_result *r)
 {
     long status = 0;
     if (curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status > 0) {
@@ -474,7 +890,7 @@ static void keep_partial_answer(struct http_conn *h, struct smsend_result *r)
 }
 
 /* 1 once the status line of an answer arrived: what fails after it is an unreadable answer. */
-static int answer_started(struct http_conn *h)
+static int answer_started(struct http_exchange *h)
 {
     long status = 0;
     return h->header_lines > 0 ||
@@ -483,7 +899,8 @@ static int answer_started(struct http_conn *h)
 
 /* Fills r for a failed transfer. The detail comes from libcurl's error buffer unless it
  * mentions a secret (it can quote a login URL), in which case only the generic text is used. */
-static void map_failure(struct http_conn *h, const struct http_call *call, CURLcode c, struct smsend_result *r)
+static void map_failure(struct http_exchange *h, const struct secret *const *secrets, size_t nsecrets, CURLcode c,
+                        struct smsend_result *r)
 {
     const char *detail = h->errbuf[0] ? h->errbuf : curl_easy_strerror(c);
     /* libcurl was about to write this call's request on some connection: from then on the gateway
@@ -491,7 +908,7 @@ static void map_failure(struct http_conn *h, const struct http_call *call, CURLc
     int sent = h->prereq_calls > 0;
     static const char after_send[] = "; the request had already been written to a connection that broke, "
                                      "so the gateway may have acted on it (not resent)";
-    if (secret_found_in(call->secrets, call->nsecrets, detail, strlen(detail)))
+    if (secret_found_in(secrets, nsecrets, detail, strlen(detail)))
         detail = curl_easy_strerror(c);
     r->retryable = !sent;
     if (h->header_overflow) {
@@ -573,87 +990,30 @@ static void map_failure(struct http_conn *h, const struct http_call *call, CURLc
     }
 }
 
-int http_perform(struct http_conn *h, const struct http_call *call, struct smsend_result *r)
+int http_finish(struct http_exchange *x, const struct secret *const *secrets, size_t nsecrets,
+                struct smsend_result *r)
 {
-    CURL *e;
-    CURLcode c = CURLE_OK;
-    struct curl_slist *headers;
     long status = 0;
-    if (refresh_handle(h) != 0) {
-        result_fail(r, SMSEND_E_OUT_OF_MEMORY, "could not renew the connection");
-        r->retryable = 1;
+    if (x->code != CURLE_OK) {
+        map_failure(x, secrets, nsecrets, x->code, r);
         return -1;
     }
-    e = h->easy;
-    if (call->url != h->cur_url || call->url_is_scratch) {
-        c = curl_easy_setopt(e, CURLOPT_URL, call->url);
-        h->cur_url = call->url_is_scratch ? NULL : call->url;
-    }
-    /* libcurl reads POSTFIELDS at perform time, so the same buffer with new bytes needs no
-     * setopt; only a moved buffer, a new length or a switch from GET does. */
-    if (c == CURLE_OK && call->method == HTTP_POST) {
-        if (h->cur_method != HTTP_POST || call->body_len != h->cur_body_len) {
-            c = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)call->body_len);
-            h->cur_body_len = call->body_len;
-            h->cur_body = NULL;
-        }
-        if (c == CURLE_OK && (h->cur_method != HTTP_POST || call->body != h->cur_body)) {
-            c = curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body);
-            h->cur_body = call->body;
-        }
-        h->cur_method = HTTP_POST;
-    } else if (c == CURLE_OK && h->cur_method != HTTP_GET) {
-        c = curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-        h->cur_method = HTTP_GET;
-        h->cur_body = NULL;
-    }
-    {
-        long want = call->timeout_ms > 0 ? call->timeout_ms : h->opts.timeout_ms;
-        if (c == CURLE_OK && want != h->cur_timeout_ms) {
-            c = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, want);
-            h->cur_timeout_ms = want;
-        }
-    }
-    headers = call->with_auth ? h->auth_headers : h->plain_headers;
-    if (c == CURLE_OK && headers != h->cur_headers) {
-        c = curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-        h->cur_headers = headers;
-    }
-    if (c != CURLE_OK) {
-        h->cur_url = NULL;
-        h->cur_method = HTTP_NONE;
-        result_fail(r, SMSEND_E_OUT_OF_MEMORY, "could not prepare the request: %s", curl_easy_strerror(c));
-        r->retryable = 1;
-        return -1;
-    }
-    buf_reset(&h->resp);
-    h->errbuf[0] = 0;
-    h->prereq_calls = 0;
-    h->header_bytes = 0;
-    h->header_lines = 0;
-    h->header_overflow = 0;
-    h->refused_socket = 0;
-    c = curl_easy_perform(e);
-    if (c != CURLE_OK) {
-        map_failure(h, call, c, r);
-        return -1;
-    }
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     r->status = status;
-    r->body.data = h->resp.data;
-    r->body.len = h->resp.len;
+    r->body.data = x->resp.data;
+    r->body.len = x->resp.len;
     r->retryable = 0;
     return 0;
 }
 
-double http_retry_after(struct http_conn *h)
+double http_retry_after(struct http_exchange *x)
 {
 #if LIBCURL_VERSION_NUM >= 0x075400
     struct curl_header *hdr = NULL;
     const char *v;
     char *end;
     double secs;
-    if (curl_easy_header(h->easy, "Retry-After", 0, CURLH_HEADER, -1, &hdr) != CURLHE_OK || !hdr || !hdr->value)
+    if (curl_easy_header(x->easy, "Retry-After", 0, CURLH_HEADER, -1, &hdr) != CURLHE_OK || !hdr || !hdr->value)
         return -1;
     v = hdr->value;
     while (*v == ' ' || *v == '\t')
@@ -673,7 +1033,7 @@ double http_retry_after(struct http_conn *h)
         return when > now ? (double)(when - now) : 0;
     }
 #else
-    (void)h;
+    (void)x;
     return -1;
 #endif
 }

@@ -1,5 +1,8 @@
-/* http.h — the libcurl transport: one reused easy handle per client, capped answers,
- * and the mapping of curl outcomes to the stable error codes. Never calls into Lua. */
+/* http.h — the libcurl transport: one multi handle per client (its kept-alive connections and
+ * an epoll descriptor that holds their sockets), one reusable easy handle per exchange in flight,
+ * capped answers, and the mapping of curl outcomes to the stable error codes. Never calls Lua.
+ * Blocking and pollable calls drive the same multi handle: a blocking call just waits on the
+ * descriptor itself. */
 #ifndef SMSEND_HTTP_H
 #define SMSEND_HTTP_H
 
@@ -12,7 +15,8 @@
 #define HTTP_BODY_CAP (64 * 1024)
 #define HTTP_HEADER_CAP (32 * 1024) /* header bytes of one answer */
 #define HTTP_HEADER_LINES 200
-#define HTTP_MAX_SOCKETS 8 /* sockets a handle can hold open at once that we keep track of */
+#define HTTP_MAX_SOCKETS 16  /* sockets of one client we keep track of (fork, staleness) */
+#define HTTP_MAX_HOST_CONNECTIONS 4 /* per client: more exchanges at once wait in libcurl's queue */
 
 enum http_method { HTTP_NONE = 0, HTTP_GET, HTTP_POST };
 
@@ -26,23 +30,35 @@ struct http_options {
     int clear_text;         /* http:// base: loopback sockets only, never through a proxy */
 };
 
-struct http_conn {
+/* A header list shared by the exchanges that use it; freed (wiped) when the last one lets go. */
+struct http_headers {
+    struct curl_slist *list;
+    int refs;
+};
+
+struct http_transport;
+
+/* One request/answer on its own easy handle. Kept and reused by its transport. */
+struct http_exchange {
+    struct http_transport *t;
     CURL *easy;
-    struct curl_slist *auth_headers;  /* user_key + key + JSON content type */
-    struct curl_slist *plain_headers; /* for login: no credentials at all */
-    struct curl_slist *cur_headers;   /* what the handle is set to now */
+    struct http_exchange *next_idle;
+    struct http_headers *headers;     /* held while in flight */
+    void *owner;                      /* whoever started it (an op), for the done callback */
+    int in_multi;                     /* added to the multi handle, not yet removed */
+    int done;
+    CURLcode code;
     const char *cur_url;              /* pointer last given to CURLOPT_URL */
+    CURLU *cur_curlu;                 /* handle last given to CURLOPT_CURLU */
+    int url_secret;                   /* the URL set now holds a password (login) */
+    int counted_login;                /* in the process's count of logins in flight */
     enum http_method cur_method;
     const char *cur_body;             /* CURLOPT_POSTFIELDS / POSTFIELDSIZE as set now */
     size_t cur_body_len;
-    struct buf resp;
-    unsigned fork_generation;         /* process the connection belongs to */
-    struct http_options opts;         /* owned copies of the strings */
-    char *noproxy;                    /* no_proxy as read by http_open, or NULL */
     long cur_timeout_ms;              /* CURLOPT_TIMEOUT_MS as set now */
-    int socks[HTTP_MAX_SOCKETS];      /* sockets opened by this handle, for fork() hygiene */
-    int nsocks;
-    int prereq_calls;                 /* times libcurl was about to send in this perform */
+    struct curl_slist *cur_list;      /* CURLOPT_HTTPHEADER as set now */
+    struct buf resp;
+    int prereq_calls;                 /* times libcurl was about to send in this exchange */
     size_t header_bytes;              /* of the answer in progress, against HTTP_HEADER_CAP */
     int header_lines;
     int header_overflow;              /* the answer's headers passed the caps */
@@ -50,40 +66,87 @@ struct http_conn {
     char errbuf[CURL_ERROR_SIZE];
 };
 
+typedef void (*http_done_fn)(struct http_exchange *x, void *owner);
+
+struct http_transport {
+    CURLM *multi;
+    int epfd;                         /* epoll descriptor holding libcurl's sockets */
+    double timer_at;                  /* monotonic seconds libcurl wants to be called at; < 0: none */
+    int socks[HTTP_MAX_SOCKETS];      /* sockets opened for this client, for fork() and staleness */
+    int nsocks;
+    int inflight;                     /* exchanges in the multi handle */
+    unsigned fork_generation;         /* process the connections belong to */
+    struct http_options opts;         /* owned copies of the strings */
+    char *noproxy;                    /* no_proxy as read by http_open, or NULL */
+    struct http_headers *auth;        /* user_key + key + JSON content type */
+    struct http_headers plain;        /* for login: no credentials at all */
+    struct http_exchange *idle;
+    http_done_fn on_done;
+    int driving;                      /* inside http_drive: no reentry */
+};
+
 /* Once per process, thread-safe: curl_global_init and the fork watch. 0 on success. */
 int http_global_init(void);
 /* "libcurl/x.y.z" of the library actually loaded. */
 const char *http_curl_version(void);
+double http_now(void); /* monotonic seconds */
 
 /* 1 for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
 struct sockaddr;
 int http_addr_is_loopback(const struct sockaddr *sa);
 
-int http_open(struct http_conn *h, const struct http_options *o, char *err, size_t errlen);
-void http_close(struct http_conn *h);
+int http_open(struct http_transport *t, const struct http_options *o, http_done_fn on_done, char *err,
+              size_t errlen);
+/* Aborts whatever is in flight (without callbacks) and frees everything. */
+void http_close(struct http_transport *t);
 
-/* (Re)builds the credential headers; key_name is "Session_key" or "Access_token". */
-int http_set_auth(struct http_conn *h, const struct secret *user_key, const char *key_name,
+/* (Re)builds the credential headers; key_name is "Session_key" or "Access_token". Exchanges in
+ * flight keep the list they started with. */
+int http_set_auth(struct http_transport *t, const struct secret *user_key, const char *key_name,
                   const struct secret *key);
 
 struct http_call {
     enum http_method method;
     const char *url;
+    CURLU *curlu;           /* the same URL parsed once (never for the login URL), or NULL */
     int url_is_scratch;     /* URL text changes between calls at the same address */
     int with_auth;          /* send the credential headers */
     long timeout_ms;        /* 0: the configured timeout; else what is left of the call's */
     const char *body;
     size_t body_len;
-    const struct secret *const *secrets; /* kept out of messages */
-    size_t nsecrets;
 };
 
-/* Performs one exchange. On a transport failure fills r (error, message, retryable) and
- * returns -1; when an HTTP answer arrived sets r->status and r->body (a view of h->resp)
- * and returns 0, leaving the interpretation of the status to the caller. */
-int http_perform(struct http_conn *h, const struct http_call *call, struct smsend_result *r);
+/* Starts one exchange for owner. Returns it, or NULL with r filled (nothing was sent). */
+struct http_exchange *http_start(struct http_transport *t, const struct http_call *call, void *owner,
+                                 struct smsend_result *r);
+/* After the exchange is done: on a transport failure fills r (error, message, retryable) and
+ * returns -1; when an HTTP answer arrived sets r->status and r->body (a view of x->resp, valid
+ * until http_release) and returns 0, leaving the interpretation of the status to the caller.
+ * secrets are kept out of messages. */
+int http_finish(struct http_exchange *x, const struct secret *const *secrets, size_t nsecrets,
+                struct smsend_result *r);
+/* Stops an exchange still in flight; returns 1 when a byte of its request may have been written. */
+int http_abort(struct http_exchange *x);
+/* Gives the exchange back to its transport for reuse (wiping its answer). */
+void http_release(struct http_exchange *x);
+/* 1 when a byte of the exchange's request may have been written. */
+static inline int http_may_have_sent(const struct http_exchange *x) { return x->prereq_calls > 0; }
 
-/* Seconds from a Retry-After header of the last answer, or -1. */
-double http_retry_after(struct http_conn *h);
+/* Lets libcurl do whatever is ready now, without waiting; finished exchanges are reported
+ * through on_done (which may start new ones). */
+void http_drive(struct http_transport *t);
+/* Waits at most max_s seconds (< 0: no limit of ours) for a socket or libcurl's timer, then
+ * drives. */
+void http_wait(struct http_transport *t, double max_s);
+/* The epoll descriptor (stable for the transport's life) and the seconds until libcurl's timer
+ * (< 0: none). */
+int http_fd(const struct http_transport *t);
+double http_timeout(const struct http_transport *t);
+
+/* A parsed URL handle for a fixed URL (CURLOPT_CURLU: libcurl does not parse it per request). */
+CURLU *http_parse_url(const char *url);
+
+/* Seconds from a Retry-After header of the exchange's answer, or -1. */
+double http_retry_after(struct http_exchange *x);
 
 #endif

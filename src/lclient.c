@@ -228,12 +228,17 @@ static void set_string(lua_State *L, int key, const char *s)
     lua_rawset(L, -3);
 }
 
-void lsm_push_result(lua_State *L, enum stats_op op, const struct smsend_result *r)
+void lsm_push_call(lua_State *L, enum stats_op op, const struct smsend_result *r)
+{
+    stats_call(op, r->error);
+    lsm_push_result(L, r);
+}
+
+void lsm_push_result(lua_State *L, const struct smsend_result *r)
 {
     /* r->body points into the client's buffer: copy it into Lua before anything else allocates,
      * since an allocation may run a finalizer that closes or reuses that client. */
     int has_body = r->status > 0 && !r->body_is_secret;
-    stats_call(op, r->error);
     if (has_body) {
         if (result_body_is_ok(r))
             PUSH_KEY(RK_BODY_OK);
@@ -268,7 +273,7 @@ void lsm_push_result(lua_State *L, enum stats_op op, const struct smsend_result 
 
 /* The methods carry the metatable as their upvalue: comparing with it is the type check
  * luaL_checkudata makes, without looking the name up in the registry on every call. */
-static struct smsend_client *check_open(lua_State *L)
+struct smsend_client *lsm_check_client(lua_State *L)
 {
     struct lclient *u = lua_touserdata(L, 1);
     int ok = 0;
@@ -276,39 +281,38 @@ static struct smsend_client *check_open(lua_State *L)
         ok = lua_rawequal(L, -1, lua_upvalueindex(1));
         lua_pop(L, 1);
     }
-    if (ok && u->c)
-        return u->c;
-    return lsm_check_client(L, 1); /* raises the usual messages */
-}
-
-struct smsend_client *lsm_check_client(lua_State *L, int idx)
-{
-    struct lclient *u = luaL_checkudata(L, idx, LSMSEND_CLIENT_MT); /* raises the usual message */
+    if (!ok)
+        u = luaL_checkudata(L, 1, LSMSEND_CLIENT_MT); /* raises the usual message */
     if (!u->c)
         luaL_error(L, "attempt to use a closed smsend.client");
     return u->c;
 }
 
+int lsm_read_request(lua_State *L, enum lsm_op op, void *q, struct smsend_result *r)
+{
+    return lsm_read_table(L, 2, op, q, NULL, r);
+}
+
 /* c:request_pin(q) / c:verify_pin(q): the request table at index 2, then the call. */
 static int method_call(lua_State *L, enum lsm_op op)
 {
-    struct smsend_client *c = check_open(L);
+    struct smsend_client *c = lsm_check_client(L);
     union lsm_request q;
     struct smsend_result r;
     result_clear(&r);
-    if (lsm_read_table(L, 2, op, &q, NULL, &r) == 0)
+    if (lsm_read_request(L, op, &q, &r) == 0)
         lsm_call(c, op, &q, &r);
-    lsm_push_result(L, LSM_STATS_OP(op), &r);
+    lsm_push_call(L, LSM_STATS_OP(op), &r);
     return 1;
 }
 
 /* c:login() / c:check_session(): no arguments. */
 static int plain_call(lua_State *L, void (*fn)(struct smsend_client *, struct smsend_result *), enum stats_op op)
 {
-    struct smsend_client *c = check_open(L);
+    struct smsend_client *c = lsm_check_client(L);
     struct smsend_result r;
     fn(c, &r);
-    lsm_push_result(L, op, &r);
+    lsm_push_call(L, op, &r);
     return 1;
 }
 
@@ -383,6 +387,8 @@ void lsm_client_register(lua_State *L)
         {"verify_pin", m_verify_pin},
         {"login", m_login},
         {"check_session", m_check_session},
+        {"request_pin_async", lsm_request_pin_async},
+        {"verify_pin_async", lsm_verify_pin_async},
         {"close", m_close},
         {"is_closed", m_is_closed},
         {NULL, NULL},
@@ -395,6 +401,7 @@ void lsm_client_register(lua_State *L)
         {"__tostring", m_tostring},
         {NULL, NULL},
     };
+    lsm_op_register(L);
     if (luaL_newmetatable(L, LSMSEND_CLIENT_MT)) {
         luaL_setfuncs(L, meta, 0);
         lua_newtable(L);

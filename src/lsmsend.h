@@ -44,9 +44,6 @@ int lsm_read_table(lua_State *L, int idx, enum lsm_op op, union lsm_request *q, 
 /* The client call for op (OP_REQUEST or OP_VERIFY). */
 void lsm_call(struct smsend_client *c, enum lsm_op op, const union lsm_request *q, struct smsend_result *r);
 
-/* The open client in the smsend.client userdata at idx; raises for anything else or a closed one. */
-struct smsend_client *lsm_check_client(lua_State *L, int idx);
-
 /* Every function that returns status tables carries the table's key strings as upvalues
  * 2 .. 1+LSM_NKEYS (upvalue 1 is its own: the client metatable or the module cache), so that
  * building a table sets interned keys with lua_rawset instead of looking names up each time. */
@@ -58,13 +55,28 @@ enum lsm_result_key {
 };
 void lsm_push_keys(lua_State *L);
 
-/* Pushes the status table for r (only from a function carrying the key upvalues), counting the
- * call and its outcome for smsend.stats(): every call makes exactly one table. It may leave one
- * more value below the table, so callers return right after, with only the table. */
-void lsm_push_result(lua_State *L, enum stats_op op, const struct smsend_result *r);
+/* Pushes the status table for r (only from a function carrying the key upvalues); it may leave
+ * one more value below the table, so callers return right after, with only the table. */
+void lsm_push_result(lua_State *L, const struct smsend_result *r);
+/* The same, for the table that ends a call: counts the call and its outcome for smsend.stats()
+ * first, so that every call counts once (lop.c's ops are counted when their table is made). */
+void lsm_push_call(lua_State *L, enum stats_op op, const struct smsend_result *r);
 
 /* The stats operation of a request or verify call. */
 #define LSM_STATS_OP(op) ((op) == OP_REQUEST ? STATS_REQUEST_PIN : STATS_VERIFY_PIN)
+
+/* The open client at index 1 (methods carrying the client metatable as upvalue 1); raises on a
+ * closed client or another type. */
+struct smsend_client *lsm_check_client(lua_State *L);
+/* Reads the request table at index 2 into q (a union lsm_request; raises if it is not a table);
+ * -1 with r filled on a data error. lsm_read_table without options. */
+int lsm_read_request(lua_State *L, enum lsm_op op, void *q, struct smsend_result *r);
+
+/* lop.c: the smsend.op userdata of client:request_pin_async / verify_pin_async. */
+#define LSMSEND_OP_MT "smsend.op"
+void lsm_op_register(lua_State *L);
+int lsm_request_pin_async(lua_State *L);
+int lsm_verify_pin_async(lua_State *L);
 
 /* Registers the smsend.client metatable and pushes the smsend.new function's needs. */
 void lsm_client_register(lua_State *L);

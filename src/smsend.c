@@ -98,7 +98,7 @@ static int module_call(lua_State *L, enum lsm_op op)
             goto out;
         }
         lsm_call(c, op, &q, &r);
-        lsm_push_result(L, LSM_STATS_OP(op), &r);
+        lsm_push_call(L, LSM_STATS_OP(op), &r);
         client_destroy(c);
         return 1;
     }
@@ -106,7 +106,7 @@ static int module_call(lua_State *L, enum lsm_op op)
     if (c)
         lsm_call(c, op, &q, &r);
 out:
-    lsm_push_result(L, LSM_STATS_OP(op), &r);
+    lsm_push_call(L, LSM_STATS_OP(op), &r);
     return 1;
 }
 
@@ -182,7 +182,7 @@ static int i_errors(lua_State *L)
  * A nil value stands for what an option holds when nothing set it (no string, no default). */
 static int i_holds(lua_State *L)
 {
-    struct smsend_client *c = lsm_check_client(L, 1);
+    struct smsend_client *c = lsm_check_client(L); /* no upvalue: luaL_checkudata decides */
     struct client_config cfg;
     size_t n;
     const char *name = luaL_checklstring(L, 2, &n), *why;

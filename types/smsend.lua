@@ -31,7 +31,7 @@ local smsend = {}
 ---| "guard_unavailable" # The guard's store (Redis) could not be reached and `guard_fail` is "closed"; nothing was sent.
 ---| "country_not_allowed" # The recipient's calling code is not in `allowed_countries`; nothing was sent.
 ---| "busy"              # No worker was free to take the call (OpenResty's thread pool or queue); nothing was sent.
----| "cancelled"         # The call was cancelled; `retryable` says whether the request had gone out.
+---| "cancelled"         # op:cancel(), a collected op, or client:close() with the op in flight.
 
 ---Which login a username/password client performs: a session key or an access token.
 ---@alias smsend.auth_mode
@@ -56,7 +56,7 @@ local smsend = {}
 ---`username` with `password` (logs in lazily and once more after a 401). With no credential
 ---given, the SMSEND_USER_KEY, SMSEND_ACCESS_TOKEN, SMSEND_SESSION_KEY, SMSEND_USERNAME and
 ---SMSEND_PASSWORD environment variables are read; SMSEND_BASE_URL, SMSEND_CAINFO and
----SMSEND_GUARD_KEY when `base_url`, `cainfo` and `guard_key` are absent. A variable that is set
+---SMSEND_GUARD_KEY when `base_url`, `cainfo` and `guard_key` are absent; one of these three set
 ---but empty is a configuration error.
 ---@class smsend.options
 ---@field user_key string? The gateway's user key (goes with access_token or session_key).
@@ -110,198 +110,90 @@ local client = {}
 ---Sends a PIN by SMS to `q.recipient`.
 ---Never repeated by the module once the request may have reached the gateway.
 ---@param q smsend.pin_request
----@---A latency bucket of the gateway exchanges: how many took at most `le` seconds (cumulative).
----@class smsend.stats_bucket
----@field le number Upper bound in seconds (math.huge for the last bucket).
----@field count number Exchanges that took at most `le` seconds.
-
----Process-wide counters (every Lua state and thread of the process adds to the same ones).
----@class smsend.stats
----@field calls table<string, table<string, number>> Calls by operation ("request_pin", "verify_pin", "login", "check_session") and outcome ("ok" or an error code).
----@field logins number Logins made with username and password.
----@field renewals number Logins repeated after the gateway refused an expired session.
----@field cooldown_refusals number PIN requests refused by the cooldown, nothing sent.
----@field connections number Connections opened to the gateway or its proxy.
----@field gateway_seconds { count: number, sum: number, buckets: smsend.stats_bucket[] } Time of each HTTP exchange with the gateway.
-
----The process-wide counters; no phone number, PIN or secret is in them.
----@return smsend.stats stats
-function smsend.stats() end
-
----The same counters in the Prometheus text exposition format (metric names `smsend_*`).
----@return string text
-function smsend.metrics() end
-
-return smsend.status status
+---@return smsend.status status
 function client:request_pin(q) end
 
 ---Checks the PIN the user typed; a wrong one gives error "wrong_pin".
 ---@param q smsend.pin_verify
----@---A latency bucket of the gateway exchanges: how many took at most `le` seconds (cumulative).
----@class smsend.stats_bucket
----@field le number Upper bound in seconds (math.huge for the last bucket).
----@field count number Exchanges that took at most `le` seconds.
-
----Process-wide counters (every Lua state and thread of the process adds to the same ones).
----@class smsend.stats
----@field calls table<string, table<string, number>> Calls by operation ("request_pin", "verify_pin", "login", "check_session") and outcome ("ok" or an error code).
----@field logins number Logins made with username and password.
----@field renewals number Logins repeated after the gateway refused an expired session.
----@field cooldown_refusals number PIN requests refused by the cooldown, nothing sent.
----@field connections number Connections opened to the gateway or its proxy.
----@field gateway_seconds { count: number, sum: number, buckets: smsend.stats_bucket[] } Time of each HTTP exchange with the gateway.
-
----The process-wide counters; no phone number, PIN or secret is in them.
----@return smsend.stats stats
-function smsend.stats() end
-
----The same counters in the Prometheus text exposition format (metric names `smsend_*`).
----@return string text
-function smsend.metrics() end
-
-return smsend.status status
+---@return smsend.status status
 function client:verify_pin(q) end
 
 ---Logs in now with username/password instead of on the first call.
----@---A latency bucket of the gateway exchanges: how many took at most `le` seconds (cumulative).
----@class smsend.stats_bucket
----@field le number Upper bound in seconds (math.huge for the last bucket).
----@field count number Exchanges that took at most `le` seconds.
-
----Process-wide counters (every Lua state and thread of the process adds to the same ones).
----@class smsend.stats
----@field calls table<string, table<string, number>> Calls by operation ("request_pin", "verify_pin", "login", "check_session") and outcome ("ok" or an error code).
----@field logins number Logins made with username and password.
----@field renewals number Logins repeated after the gateway refused an expired session.
----@field cooldown_refusals number PIN requests refused by the cooldown, nothing sent.
----@field connections number Connections opened to the gateway or its proxy.
----@field gateway_seconds { count: number, sum: number, buckets: smsend.stats_bucket[] } Time of each HTTP exchange with the gateway.
-
----The process-wide counters; no phone number, PIN or secret is in them.
----@return smsend.stats stats
-function smsend.stats() end
-
----The same counters in the Prometheus text exposition format (metric names `smsend_*`).
----@return string text
-function smsend.metrics() end
-
-return smsend.status status "invalid_request" when the client has no username/password.
+---@return smsend.status status "invalid_request" when the client has no username/password.
 function client:login() end
 
 ---Asks the gateway whether the current session or token is still valid.
----@---A latency bucket of the gateway exchanges: how many took at most `le` seconds (cumulative).
----@class smsend.stats_bucket
----@field le number Upper bound in seconds (math.huge for the last bucket).
----@field count number Exchanges that took at most `le` seconds.
-
----Process-wide counters (every Lua state and thread of the process adds to the same ones).
----@class smsend.stats
----@field calls table<string, table<string, number>> Calls by operation ("request_pin", "verify_pin", "login", "check_session") and outcome ("ok" or an error code).
----@field logins number Logins made with username and password.
----@field renewals number Logins repeated after the gateway refused an expired session.
----@field cooldown_refusals number PIN requests refused by the cooldown, nothing sent.
----@field connections number Connections opened to the gateway or its proxy.
----@field gateway_seconds { count: number, sum: number, buckets: smsend.stats_bucket[] } Time of each HTTP exchange with the gateway.
-
----The process-wide counters; no phone number, PIN or secret is in them.
----@return smsend.stats stats
-function smsend.stats() end
-
----The same counters in the Prometheus text exposition format (metric names `smsend_*`).
----@return string text
-function smsend.metrics() end
-
-return smsend.status status `ok` with `valid` true or false; not logged in yet counts as not valid.
+---@return smsend.status status `ok` with `valid` true or false; not logged in yet counts as not valid.
 function client:check_session() end
 
----Wipes the credentials and closes the connection; calling it again does nothing.
+---Starts a PIN request without waiting: the same call as request_pin, as a pollable op.
+---Bad fields give an op born done with the invalid_request table (nothing sent).
+---@param q smsend.pin_request
+---@return smsend.op op
+function client:request_pin_async(q) end
+
+---Starts a PIN check without waiting (see request_pin_async).
+---@param q smsend.pin_verify
+---@return smsend.op op
+function client:verify_pin_async(q) end
+
+---Wipes the credentials and closes the connection, cancelling ops in flight; calling it again does nothing.
 function client:close() end
 
 ---Whether `close()` (or the garbage collector) has closed this client.
 ---@return boolean closed
 function client:is_closed() end
 
+---A call in flight (client:request_pin_async / verify_pin_async). It keeps its client alive; collected
+---in flight, it is cancelled. Waitable by cqueues (pollfd/events/timeout) and smsend.luv.
+---@class smsend.op
+local op = {}
+
+---Never blocks: nil while in flight, the status table once done (the same table on every later call).
+---@return smsend.status? status
+function op:poll() end
+
+---Blocks at most `seconds` (nil: until done); nil if still in flight when the time is up.
+---@param seconds number?
+---@return smsend.status? status
+function op:wait(seconds) end
+
+---True once finished (poll would return the table).
+---@return boolean done
+function op:done() end
+
+---Abandons the call: error "cancelled", retryable only if no byte of the request was written.
+---Returns the op's table as it stands when it was already done.
+---@return smsend.status status
+function op:cancel() end
+
+---A descriptor that becomes readable when poll has work; the same for the op's life.
+---@return integer fd
+function op:pollfd() end
+
+---Always "r" (cqueues' pollable protocol).
+---@return string events
+function op:events() end
+
+---Seconds until poll must be called anyway; nil when libcurl set no timer, 0 when done.
+---@return number? seconds
+function op:timeout() end
+
 ---Creates a client. Raises when `opts` is not a table.
 ---@param opts smsend.options
----@---A latency bucket of the gateway exchanges: how many took at most `le` seconds (cumulative).
----@class smsend.stats_bucket
----@field le number Upper bound in seconds (math.huge for the last bucket).
----@field count number Exchanges that took at most `le` seconds.
-
----Process-wide counters (every Lua state and thread of the process adds to the same ones).
----@class smsend.stats
----@field calls table<string, table<string, number>> Calls by operation ("request_pin", "verify_pin", "login", "check_session") and outcome ("ok" or an error code).
----@field logins number Logins made with username and password.
----@field renewals number Logins repeated after the gateway refused an expired session.
----@field cooldown_refusals number PIN requests refused by the cooldown, nothing sent.
----@field connections number Connections opened to the gateway or its proxy.
----@field gateway_seconds { count: number, sum: number, buckets: smsend.stats_bucket[] } Time of each HTTP exchange with the gateway.
-
----The process-wide counters; no phone number, PIN or secret is in them.
----@return smsend.stats stats
-function smsend.stats() end
-
----The same counters in the Prometheus text exposition format (metric names `smsend_*`).
----@return string text
-function smsend.metrics() end
-
-return smsend.client? client The client, or nil on a bad option.
+---@return smsend.client? client The client, or nil on a bad option.
 ---@return string? message Why the options were refused.
 function smsend.new(opts) end
 
 ---Sends a PIN with a client cached per configuration (configurations compared in C memory).
 ---Unknown keys and bad options come back as "invalid_request". Raises when `t` is not a table.
 ---@param t smsend.request_pin_call
----@---A latency bucket of the gateway exchanges: how many took at most `le` seconds (cumulative).
----@class smsend.stats_bucket
----@field le number Upper bound in seconds (math.huge for the last bucket).
----@field count number Exchanges that took at most `le` seconds.
-
----Process-wide counters (every Lua state and thread of the process adds to the same ones).
----@class smsend.stats
----@field calls table<string, table<string, number>> Calls by operation ("request_pin", "verify_pin", "login", "check_session") and outcome ("ok" or an error code).
----@field logins number Logins made with username and password.
----@field renewals number Logins repeated after the gateway refused an expired session.
----@field cooldown_refusals number PIN requests refused by the cooldown, nothing sent.
----@field connections number Connections opened to the gateway or its proxy.
----@field gateway_seconds { count: number, sum: number, buckets: smsend.stats_bucket[] } Time of each HTTP exchange with the gateway.
-
----The process-wide counters; no phone number, PIN or secret is in them.
----@return smsend.stats stats
-function smsend.stats() end
-
----The same counters in the Prometheus text exposition format (metric names `smsend_*`).
----@return string text
-function smsend.metrics() end
-
-return smsend.status status
+---@return smsend.status status
 function smsend.request_pin(t) end
 
 ---Checks a PIN with a client cached per configuration, as `smsend.request_pin`.
 ---@param t smsend.verify_pin_call
----@---A latency bucket of the gateway exchanges: how many took at most `le` seconds (cumulative).
----@class smsend.stats_bucket
----@field le number Upper bound in seconds (math.huge for the last bucket).
----@field count number Exchanges that took at most `le` seconds.
-
----Process-wide counters (every Lua state and thread of the process adds to the same ones).
----@class smsend.stats
----@field calls table<string, table<string, number>> Calls by operation ("request_pin", "verify_pin", "login", "check_session") and outcome ("ok" or an error code).
----@field logins number Logins made with username and password.
----@field renewals number Logins repeated after the gateway refused an expired session.
----@field cooldown_refusals number PIN requests refused by the cooldown, nothing sent.
----@field connections number Connections opened to the gateway or its proxy.
----@field gateway_seconds { count: number, sum: number, buckets: smsend.stats_bucket[] } Time of each HTTP exchange with the gateway.
-
----The process-wide counters; no phone number, PIN or secret is in them.
----@return smsend.stats stats
-function smsend.stats() end
-
----The same counters in the Prometheus text exposition format (metric names `smsend_*`).
----@return string text
-function smsend.metrics() end
-
-return smsend.status status
+---@return smsend.status status
 function smsend.verify_pin(t) end
 
 ---The canonical "+NNN…" form of a phone number: strips spaces, tabs, no-break spaces, dashes,
@@ -333,29 +225,7 @@ function smsend.normalize_recipient(s) end
 ---messageBody). Counts `text` as given: "%PIN%" in a messageBody is not replaced first.
 ---Returns nil, message for invalid UTF-8; raises when `text` is not a string.
 ---@param text string
----@---A latency bucket of the gateway exchanges: how many took at most `le` seconds (cumulative).
----@class smsend.stats_bucket
----@field le number Upper bound in seconds (math.huge for the last bucket).
----@field count number Exchanges that took at most `le` seconds.
-
----Process-wide counters (every Lua state and thread of the process adds to the same ones).
----@class smsend.stats
----@field calls table<string, table<string, number>> Calls by operation ("request_pin", "verify_pin", "login", "check_session") and outcome ("ok" or an error code).
----@field logins number Logins made with username and password.
----@field renewals number Logins repeated after the gateway refused an expired session.
----@field cooldown_refusals number PIN requests refused by the cooldown, nothing sent.
----@field connections number Connections opened to the gateway or its proxy.
----@field gateway_seconds { count: number, sum: number, buckets: smsend.stats_bucket[] } Time of each HTTP exchange with the gateway.
-
----The process-wide counters; no phone number, PIN or secret is in them.
----@return smsend.stats stats
-function smsend.stats() end
-
----The same counters in the Prometheus text exposition format (metric names `smsend_*`).
----@return string text
-function smsend.metrics() end
-
-return smsend.sms_segments? count
+---@return smsend.sms_segments? count
 ---@return string? message Why `text` could not be counted (byte offset included).
 function smsend.sms_segments(text) end
 

@@ -16,6 +16,7 @@
 #include "cooldown.h"
 #include "fields.h"
 #include "hash.h"
+#include "http.h"
 #include "json.h"
 #include "phone.h"
 #include "result.h"
@@ -1630,6 +1631,102 @@ static void test_cooldown(void)
     cooldown_free(&c);
 }
 
+/* ---- the open-socket guard of an http:// client (issue 10, item 3) ---- */
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+static int v4_is_loopback(unsigned a, unsigned b, unsigned c, unsigned d)
+{
+    struct sockaddr_in in;
+    memset(&in, 0, sizeof in);
+    in.sin_family = AF_INET;
+    in.sin_addr.s_addr = htonl((a << 24) | (b << 16) | (c << 8) | d);
+    return http_addr_is_loopback((const struct sockaddr *)&in);
+}
+
+/* bytes 0..15 of an IPv6 address given as its last 6 bytes (the rest zero) */
+static int v6_is_loopback(unsigned char b10, unsigned char b11, unsigned char b12, unsigned char b13,
+                          unsigned char b14, unsigned char b15)
+{
+    struct sockaddr_in6 in6;
+    memset(&in6, 0, sizeof in6);
+    in6.sin6_family = AF_INET6;
+    in6.sin6_addr.s6_addr[10] = b10;
+    in6.sin6_addr.s6_addr[11] = b11;
+    in6.sin6_addr.s6_addr[12] = b12;
+    in6.sin6_addr.s6_addr[13] = b13;
+    in6.sin6_addr.s6_addr[14] = b14;
+    in6.sin6_addr.s6_addr[15] = b15;
+    return http_addr_is_loopback((const struct sockaddr *)&in6);
+}
+
+static void on_guard_done(struct http_exchange *x, void *owner)
+{
+    (void)x;
+    *(int *)owner = 1;
+}
+
+static void test_clear_text_socket_guard(void)
+{
+    struct http_options o;
+    struct http_transport t;
+    struct http_exchange *x;
+    struct http_call call;
+    struct smsend_result r;
+    char err[128];
+    struct sockaddr un;
+    int finished = 0, i;
+
+    CHECK(v4_is_loopback(127, 0, 0, 1));
+    CHECK(v4_is_loopback(127, 1, 2, 3));
+    CHECK(v4_is_loopback(127, 255, 255, 254));
+    CHECK(!v4_is_loopback(0, 0, 0, 0));       /* Linux connects it to the local host, but it is no loopback address */
+    CHECK(!v4_is_loopback(87, 0, 0, 1));      /* what libcurl makes of 0127.0.0.1 */
+    CHECK(!v4_is_loopback(10, 0, 0, 1));
+    CHECK(!v4_is_loopback(128, 0, 0, 1));
+    CHECK(!v4_is_loopback(126, 255, 255, 255));
+    CHECK(v6_is_loopback(0, 0, 0, 0, 0, 1));          /* ::1 */
+    CHECK(v6_is_loopback(0xff, 0xff, 127, 0, 0, 1));  /* ::ffff:127.0.0.1 */
+    CHECK(!v6_is_loopback(0, 0, 0, 0, 0, 0));         /* :: */
+    CHECK(!v6_is_loopback(0, 0, 0, 0, 0, 2));         /* ::2 */
+    CHECK(!v6_is_loopback(0xff, 0xff, 10, 0, 0, 1));  /* ::ffff:10.0.0.1 */
+    CHECK(!v6_is_loopback(0, 0, 127, 0, 0, 1));       /* ::127.0.0.1 (IPv4-compatible, not mapped) */
+    memset(&un, 0, sizeof un);
+    un.sa_family = AF_UNIX;
+    CHECK(!http_addr_is_loopback(&un));
+
+    /* End to end: an http:// exchange whose URL names a non-loopback literal is refused by the
+     * open-socket callback before any socket exists. The address is 0.0.0.0, port 1: were the guard
+     * missing, the attempt would stay on this host (Linux sends a connect to 0.0.0.0 to the local
+     * host) and fail as an ordinary refused connection, with another message. */
+    memset(&o, 0, sizeof o);
+    o.timeout_ms = 2000;
+    o.connect_timeout_ms = 1000;
+    o.clear_text = 1;
+    CHECK(http_open(&t, &o, on_guard_done, err, sizeof err) == 0);
+    memset(&call, 0, sizeof call);
+    call.method = HTTP_GET;
+    call.url = "http://0.0.0.0:1/";
+    result_clear(&r);
+    x = http_start(&t, &call, &finished, &r);
+    CHECK(x != NULL);
+    for (i = 0; x && i < 100 && !finished; i++)
+        http_wait(&t, 0.05);
+    CHECK(finished);
+    if (x && finished) {
+        CHECK(http_finish(x, NULL, 0, &r) == -1);
+        CHECK(r.error == SMSEND_E_CONNECT_FAILED);
+        CHECK(x->refused_socket == 1);
+        CHECK(strstr(r.message, "loopback") != NULL);
+        CHECK(!http_may_have_sent(x));
+        CHECK(r.retryable == 1); /* nothing was written anywhere */
+        CHECK(t.nsocks == 0);
+    }
+    if (x)
+        http_release(x);
+    http_close(&t);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1647,6 +1744,7 @@ int main(void)
     test_buf();
     test_siphash();
     test_cooldown();
+    test_clear_text_socket_guard();
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
 }

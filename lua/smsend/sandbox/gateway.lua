@@ -1,7 +1,7 @@
 -- smsend sandbox: the imitation of the smsend REST gateway (/API/v1.0/REST/)
 -- and its fault modes (/fault/<name>/...). Runs inside nginx.
 
-local state = require "smsend_sandbox.state"
+local state = require "smsend.sandbox.state"
 
 local M = {}
 
@@ -403,6 +403,14 @@ local SIMPLE_FAULTS = {
     return send(200, '{"status":"OK"', "application/json")
   end,
 }
+
+-- Whether name is a fault mode (for config fault_next, which would otherwise fail later).
+function M.is_fault(name)
+  if SIMPLE_FAULTS[name] or name == "login-garbage" then return true end
+  local code = tonumber(name:match("^status%-(%d%d%d)$"))
+  return (code and code >= 200 and code <= 599) or name:match("^retry%-after%-%d+$") ~= nil
+    or name:match("^slow%-%d+$") ~= nil
+end
 
 local function run_fault(name, path)
   local code = name:match("^status%-(%d%d%d)$")

@@ -1,6 +1,6 @@
 -- smsend sandbox: shared state, configuration and small utilities.
 -- Runs inside nginx (ngx_http_lua, LuaJIT). Loaded by init_by_lua with the
--- path of the JSON configuration file written by sandbox/launch.lua.
+-- path of the JSON configuration file written by smsend.sandbox (lua/smsend/sandbox.lua).
 
 local cjson = require "cjson"
 

@@ -1,7 +1,7 @@
 -- smsend sandbox: control endpoints under /_sandbox/ (no auth, not recorded).
 
-local state = require "smsend_sandbox.state"
-local gateway = require "smsend_sandbox.gateway"
+local state = require "smsend.sandbox.state"
+local gateway = require "smsend.sandbox.gateway"
 
 local M = {}
 
@@ -113,7 +113,7 @@ routes["POST config"] = function()
         return json(400, { status = "ERROR", error = "drop_next must be a boolean or a count" })
       end
     elseif k == "fault_next" then
-      if type(v) ~= "string" or not v:match("^[%w%-]*$") then
+      if type(v) ~= "string" or (v ~= "" and not gateway.is_fault(v)) then
         return json(400, { status = "ERROR", error = "fault_next must be a fault name" })
       end
     elseif k == "default_sender" then

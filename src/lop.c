@@ -1,0 +1,223 @@
+/* lop.c — the smsend.op userdata: client:request_pin_async / verify_pin_async, poll, wait, cancel,
+ * and cqueues' pollable protocol (pollfd, events, timeout). The op is the same C state machine the
+ * blocking calls wait on; this file only turns it into Lua values once it is done. */
+#include <string.h>
+#include "lsmsend.h"
+
+struct lop {
+    struct smsend_op *op; /* NULL once its status table is built (the C op is then freed) */
+    int fd;               /* op:pollfd(), fixed for the op's life */
+};
+
+/* The uservalue (a table: LuaJIT keeps userdata environments as tables) holds [1] the client
+ * userdata, so an op keeps its client alive, and [2] the status table once done. */
+#if LUA_VERSION_NUM >= 504
+#define set_uv(L, idx) lua_setiuservalue((L), (idx), 1)
+#define get_uv(L, idx) lua_getiuservalue((L), (idx), 1)
+#elif LUA_VERSION_NUM >= 502
+#define set_uv(L, idx) lua_setuservalue((L), (idx))
+#define get_uv(L, idx) lua_getuservalue((L), (idx))
+#else
+#define set_uv(L, idx) lua_setfenv((L), (idx))
+#define get_uv(L, idx) lua_getfenv((L), (idx))
+#endif
+
+/* The methods carry the op metatable as upvalue 1 (then the status-table keys). */
+static struct lop *check_op(lua_State *L)
+{
+    struct lop *u = lua_touserdata(L, 1);
+    int ok = 0;
+    if (u && lua_getmetatable(L, 1)) {
+        ok = lua_rawequal(L, -1, lua_upvalueindex(1));
+        lua_pop(L, 1);
+    }
+    if (!ok)
+        u = luaL_checkudata(L, 1, LSMSEND_OP_MT);
+    return u;
+}
+
+/* Pushes the stored status table, or nil. */
+static int push_stored(lua_State *L)
+{
+    get_uv(L, 1);
+    lua_rawgeti(L, -1, 2);
+    lua_remove(L, -2);
+    return !lua_isnil(L, -1);
+}
+
+/* The op is done: build its status table, keep it, free the C op. Leaves the table on top. */
+static void settle(lua_State *L, struct lop *u)
+{
+    int top;
+    get_uv(L, 1);
+    top = lua_gettop(L);
+    lsm_push_result(L, smsend_op_result(u->op)); /* may leave the body string below the table */
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, top, 2);
+    lua_replace(L, top);
+    lua_settop(L, top);
+    smsend_op_free(u->op);
+    u->op = NULL;
+}
+
+static int o_poll(lua_State *L)
+{
+    struct lop *u = check_op(L);
+    if (!u->op)
+        return push_stored(L), 1;
+    if (!smsend_op_poll(u->op)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    settle(L, u);
+    return 1;
+}
+
+static int o_wait(lua_State *L)
+{
+    struct lop *u = check_op(L);
+    double secs = -1;
+    if (!lua_isnoneornil(L, 2)) {
+        secs = (double)luaL_checknumber(L, 2);
+        luaL_argcheck(L, secs >= 0 && secs == secs, 2, "seconds must be a number >= 0 or nil");
+    }
+    if (!u->op)
+        return push_stored(L), 1;
+    if (!smsend_op_wait(u->op, secs)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    settle(L, u);
+    return 1;
+}
+
+static int o_done(lua_State *L)
+{
+    struct lop *u = check_op(L);
+    lua_pushboolean(L, !u->op || smsend_op_done(u->op));
+    return 1;
+}
+
+static int o_cancel(lua_State *L)
+{
+    struct lop *u = check_op(L);
+    if (!u->op)
+        return push_stored(L), 1;
+    smsend_op_cancel(u->op);
+    settle(L, u);
+    return 1;
+}
+
+static int o_pollfd(lua_State *L)
+{
+    struct lop *u = check_op(L);
+    lua_pushinteger(L, u->fd);
+    return 1;
+}
+
+static int o_events(lua_State *L)
+{
+    check_op(L);
+    lua_pushliteral(L, "r");
+    return 1;
+}
+
+static int o_timeout(lua_State *L)
+{
+    struct lop *u = check_op(L);
+    double t = u->op ? smsend_op_timeout(u->op) : 0;
+    if (t < 0)
+        lua_pushnil(L);
+    else
+        lua_pushnumber(L, t);
+    return 1;
+}
+
+/* __gc and __close: an op collected or closed while in flight is cancelled. */
+static int o_gc(lua_State *L)
+{
+    struct lop *u = luaL_checkudata(L, 1, LSMSEND_OP_MT);
+    smsend_op_free(u->op);
+    u->op = NULL;
+    return 0;
+}
+
+static int o_tostring(lua_State *L)
+{
+    struct lop *u = luaL_checkudata(L, 1, LSMSEND_OP_MT);
+    lua_pushfstring(L, "smsend.op (%s): %p", !u->op || smsend_op_done(u->op) ? "done" : "in flight", (void *)u);
+    return 1;
+}
+
+/* client:request_pin_async(t) / verify_pin_async(t): misuse raises; bad fields give an op born
+ * done with the invalid_request table. */
+static int start(lua_State *L, enum lsm_op kind)
+{
+    struct smsend_client *c = lsm_check_client(L);
+    union {
+        struct pin_request rq;
+        struct pin_verify vq;
+    } q;
+    struct smsend_result r;
+    struct lop *u;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    /* the userdata and its uservalue first, so a Lua memory error cannot leak a C op */
+    u = lua_newuserdata(L, sizeof *u);
+    u->op = NULL;
+    u->fd = -1;
+    luaL_setmetatable(L, LSMSEND_OP_MT);
+    lua_createtable(L, 2, 0);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, 1);
+    set_uv(L, 3);
+    memset(&q, 0, sizeof q);
+    result_clear(&r);
+    lua_pushvalue(L, 2); /* lsm_read_request reads the table at index 2 */
+    lua_replace(L, 2);
+    if (lsm_read_request(L, kind, &q, &r) != 0)
+        u->op = smsend_op_finished(c, &r);
+    else
+        u->op = kind == OP_REQUEST ? smsend_op_request_pin(c, &q.rq) : smsend_op_verify_pin(c, &q.vq);
+    lua_settop(L, 3);
+    if (!u->op)
+        return luaL_error(L, "smsend: out of memory starting a call");
+    u->fd = smsend_op_fd(u->op);
+    return 1;
+}
+
+int lsm_request_pin_async(lua_State *L)
+{
+    return start(L, OP_REQUEST);
+}
+
+int lsm_verify_pin_async(lua_State *L)
+{
+    return start(L, OP_VERIFY);
+}
+
+void lsm_op_register(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"poll", o_poll},       {"wait", o_wait},     {"done", o_done},       {"cancel", o_cancel},
+        {"pollfd", o_pollfd},   {"events", o_events}, {"timeout", o_timeout}, {NULL, NULL},
+    };
+    if (luaL_newmetatable(L, LSMSEND_OP_MT)) {
+        lua_pushcfunction(L, o_gc);
+        lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+        lua_pushcfunction(L, o_gc);
+        lua_setfield(L, -2, "__close");
+#endif
+        lua_pushcfunction(L, o_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_newtable(L);
+        lua_pushvalue(L, -2);
+        lsm_push_keys(L);
+        luaL_setfuncs(L, methods, 1 + LSM_NKEYS); /* upvalue 1: the metatable, for check_op */
+        lua_setfield(L, -2, "__index");
+        lua_pushliteral(L, "smsend.op");
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
+}
