@@ -1,12 +1,21 @@
 # smsend-lua — build, test and tooling. `make demo` and `make check` install what is missing first.
 # One set of sources builds for Lua 5.4 and for LuaJIT (5.1 ABI).
+#
+# CFLAGS is yours (default -O2 -g; `make CFLAGS=-O3`); what the module needs whatever CFLAGS says is
+# in CFLAGS_BASE. -Werror is added only by the project's own `make check` (WERROR=-Werror), never
+# to a plain `make`, `make install` or the rock. A change of compiler or flags rebuilds.
 
 CC       ?= cc
-OPT      ?= -O2
-CFLAGS_BASE = -std=c11 $(OPT) -g -fPIC -fvisibility=hidden -pthread \
-              -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
+CFLAGS   ?= -O2 -g
+WERROR   ?=
+WARN_CFLAGS = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2
+CFLAGS_BASE = -std=c11 -fPIC -fvisibility=hidden -pthread -Iinclude $(WARN_CFLAGS) $(WERROR)
 CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
 CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+HIREDIS_CFLAGS := $(shell pkg-config --cflags hiredis 2>/dev/null)
+HIREDIS_LIBS   := $(shell pkg-config --libs hiredis 2>/dev/null || echo -lhiredis)
+DEP_CFLAGS = $(CURL_CFLAGS) $(HIREDIS_CFLAGS)
+DEP_LIBS   = $(CURL_LIBS) $(HIREDIS_LIBS)
 LUA54_CFLAGS  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LUAJIT_CFLAGS := $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
 # Lua's own symbols come from the host program, so they stay undefined in the module.
@@ -15,7 +24,7 @@ LDFLAGS_MOD := -shared -pthread -lm
 # The binding files include lua.h; every other file in src/ is plain C.
 BIND_SRC = $(filter src/smsend.c src/lclient.c src/l%.c,$(wildcard src/*.c))
 CORE_SRC = $(filter-out $(BIND_SRC),$(wildcard src/*.c))
-HEADERS  = $(wildcard src/*.h src/*.def)
+HEADERS  = $(wildcard src/*.h src/*.def include/*.h)
 
 BUILD ?= build
 LUA54_SO  = $(BUILD)/lua5.4/smsend.so
@@ -26,7 +35,7 @@ LUAJIT = luajit
 BUSTED = /usr/bin/busted
 BUSTED_FLAGS ?= -o utfTerminal
 
-.PHONY: all deps build check demo sandbox clean spec spec-lua54 spec-luajit cunit rock static install uninstall
+.PHONY: all deps build check demo sandbox clean spec spec-lua54 spec-luajit cunit rock rock-install static install uninstall FORCE
 
 all: $(LUA54_SO) $(LUAJIT_SO)
 build: all
@@ -34,19 +43,29 @@ build: all
 deps:
 	@sh .ci/deps build test
 
-$(LUA54_SO): $(CORE_SRC) $(BIND_SRC) $(HEADERS) Makefile
+# Holds the compile line of the builds below; rewritten (so they rebuild) only when it changes.
+FLAGS_STAMP = $(BUILD)/.flags
+BUILD_LINE  = $(CC) $(CFLAGS_BASE) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) $(DEP_CFLAGS) $(DEP_LIBS)
+$(FLAGS_STAMP): FORCE
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CURL_CFLAGS) $(LUA54_CFLAGS) -o $@ $(CORE_SRC) $(BIND_SRC) $(LDFLAGS_MOD) $(LDFLAGS) $(CURL_LIBS)
+	@echo '$(BUILD_LINE)' | cmp -s - $@ || echo '$(BUILD_LINE)' >$@
+FORCE:
 
-$(LUAJIT_SO): $(CORE_SRC) $(BIND_SRC) $(HEADERS) Makefile
+MODULE_DEPS = $(CORE_SRC) $(BIND_SRC) $(HEADERS) Makefile $(FLAGS_STAMP)
+
+$(LUA54_SO): $(MODULE_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CURL_CFLAGS) $(LUAJIT_CFLAGS) -o $@ $(CORE_SRC) $(BIND_SRC) $(LDFLAGS_MOD) $(LDFLAGS) $(CURL_LIBS)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CPPFLAGS) $(DEP_CFLAGS) $(LUA54_CFLAGS) -o $@ $(CORE_SRC) $(BIND_SRC) $(LDFLAGS_MOD) $(LDFLAGS) $(DEP_LIBS)
+
+$(LUAJIT_SO): $(MODULE_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CPPFLAGS) $(DEP_CFLAGS) $(LUAJIT_CFLAGS) -o $@ $(CORE_SRC) $(BIND_SRC) $(LDFLAGS_MOD) $(LDFLAGS) $(DEP_LIBS)
 
 # Plain-C unit tests of the pure-C rooms (no Lua involved).
 CUNIT_BIN = $(BUILD)/cunit/test_core
-$(CUNIT_BIN): spec/c/test_core.c $(CORE_SRC) $(HEADERS) Makefile
+$(CUNIT_BIN): spec/c/test_core.c $(CORE_SRC) $(HEADERS) Makefile $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CURL_CFLAGS) -Isrc -o $@ spec/c/test_core.c $(CORE_SRC) -pthread $(CURL_LIBS) -lm
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CPPFLAGS) $(DEP_CFLAGS) -Isrc -o $@ spec/c/test_core.c $(CORE_SRC) -pthread $(LDFLAGS) $(DEP_LIBS) -lm
 
 cunit: $(CUNIT_BIN)
 	$(CUNIT_BIN)
@@ -60,6 +79,8 @@ spec-luajit: $(LUAJIT_SO)
 
 spec: spec-lua54 spec-luajit
 
+# The project's own gate: warnings are errors here (and in every make the suite starts).
+check: export WERROR = -Werror
 check: deps
 	@$(MAKE) --no-print-directory all
 	@sh .ci/check-suite
@@ -72,16 +93,31 @@ sandbox: deps
 	@$(MAKE) --no-print-directory all
 	bin/smsend-sandbox
 
-# A static library for programs that embed Lua 5.4 and register the module with luaL_requiref.
-STATIC_LIB = $(BUILD)/libsmsend.a
-STATIC_OBJ = $(patsubst src/%.c,$(BUILD)/static/%.o,$(CORE_SRC) $(BIND_SRC))
-$(BUILD)/static/%.o: src/%.c $(HEADERS) Makefile
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CURL_CFLAGS) $(LUA54_CFLAGS) -c -o $@ $<
-$(STATIC_LIB): $(STATIC_OBJ)
-	rm -f $@
-	$(AR) rcs $@ $^
-static: $(STATIC_LIB)
+# Static libraries for programs that embed Lua and link the module in (include/smsend.h):
+# $(BUILD)/libsmsend.a for Lua 5.4, $(BUILD)/luajit/libsmsend.a for LuaJIT (5.1 ABI).
+# The objects are linked into one (ld -r) and every hidden symbol is made local (objcopy
+# --localize-hidden): the archive then defines only what the shared builds export, luaopen_smsend,
+# so a host with its own buf_init or http_open links and runs. The visibility that hides a
+# function in smsend.so is what hides it here; there is no list of names to keep.
+LD      ?= ld
+OBJCOPY ?= objcopy
+STATIC_LIB        = $(BUILD)/libsmsend.a
+STATIC_LIB_LUAJIT = $(BUILD)/luajit/libsmsend.a
+define STATIC_template
+$(BUILD)/static-$(1)/%.o: src/%.c $(MODULE_DEPS)
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS_BASE) $$(CFLAGS) $$(CPPFLAGS) $$(DEP_CFLAGS) $$($(2)) -c -o $$@ $$<
+$(BUILD)/static-$(1)/smsend-all.o: $$(patsubst src/%.c,$(BUILD)/static-$(1)/%.o,$$(CORE_SRC) $$(BIND_SRC))
+	$$(LD) -r -o $$@ $$^
+	$$(OBJCOPY) --localize-hidden $$@
+$(3): $(BUILD)/static-$(1)/smsend-all.o
+	@mkdir -p $$(@D)
+	rm -f $$@
+	$$(AR) rcs $$@ $$<
+endef
+$(eval $(call STATIC_template,lua5.4,LUA54_CFLAGS,$(STATIC_LIB)))
+$(eval $(call STATIC_template,luajit,LUAJIT_CFLAGS,$(STATIC_LIB_LUAJIT)))
+static: $(STATIC_LIB) $(STATIC_LIB_LUAJIT)
 
 # make install PREFIX=/usr/local (DESTDIR honoured): both builds, the Lua helpers and the CLI.
 PREFIX ?= /usr/local
@@ -108,24 +144,25 @@ uninstall:
 	rmdir $(LUA54_LMOD)/smsend/sandbox $(LUAJIT_LMOD)/smsend/sandbox 2>/dev/null || true
 	rmdir $(LUA54_LMOD)/smsend $(LUAJIT_LMOD)/smsend 2>/dev/null || true
 
-# luarocks cannot find libcurl's header in Debian's multiarch directory by itself.
-MULTIARCH   := $(shell $(CC) -print-multiarch 2>/dev/null)
-CURL_INCDIR ?= $(if $(MULTIARCH),/usr/include/$(MULTIARCH),/usr/include)
-CURL_LIBDIR ?= $(if $(MULTIARCH),/usr/lib/$(MULTIARCH),/usr/lib)
-ROCKSPEC    = rockspec/smsend-scm-1.rockspec
-ROCK_TREE  ?= $(BUILD)/rocktree
+# The rock (rockspec/, build type "make") calls `make rock-install` with luarocks' CFLAGS, LIBFLAG,
+# LUA_INCDIR and install directories: one compiler run straight into LIBDIR, so nothing is left in
+# the tree. `make rock` builds and installs it into local trees for Lua 5.4 and LuaJIT (5.1 ABI).
+ROCKSPEC   = rockspec/smsend-scm-1.rockspec
+ROCK_TREE ?= $(BUILD)/rocktree
+LIBFLAG   ?= -shared
+rock-install:
+	@test -n "$(LIBDIR)" -a -n "$(LUA_INCDIR)" || { echo "rock-install is run by luarocks (LIBDIR, LUA_INCDIR)"; exit 2; }
+	mkdir -p "$(LIBDIR)"
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CPPFLAGS) $(DEP_CFLAGS) -I"$(LUA_INCDIR)" -o "$(LIBDIR)/smsend.so" \
+	    $(CORE_SRC) $(BIND_SRC) $(LIBFLAG) -pthread -lm $(LDFLAGS) $(DEP_LIBS)
 
-# Builds and installs the rock into local trees for Lua 5.4 and for LuaJIT (5.1 ABI).
 rock: deps
-	luarocks --lua-version 5.4 --tree $(ROCK_TREE)/5.4 make --deps-mode=none $(ROCKSPEC) \
-	    CURL_INCDIR=$(CURL_INCDIR) CURL_LIBDIR=$(CURL_LIBDIR)
-	luarocks --lua-version 5.1 --tree $(ROCK_TREE)/5.1 make --deps-mode=none $(ROCKSPEC) \
-	    LUA_INCDIR=$(patsubst -I%,%,$(LUAJIT_CFLAGS)) CURL_INCDIR=$(CURL_INCDIR) CURL_LIBDIR=$(CURL_LIBDIR)
-	rm -f src/*.o smsend.so
+	luarocks --lua-version 5.4 --tree $(ROCK_TREE)/5.4 make $(ROCKSPEC)
+	luarocks --lua-version 5.1 --tree $(ROCK_TREE)/5.1 make $(ROCKSPEC) \
+	    LUA_INCDIR=$(patsubst -I%,%,$(LUAJIT_CFLAGS))
 
 clean:
 	rm -rf $(BUILD)
-	rm -f src/*.o smsend.so
 
 # Targets owned by their folders.
 -include fuzz/fuzz.mk
@@ -178,11 +215,11 @@ LONGRUN_WARMUP ?= 5000
 
 $(ASAN_SO): $(CORE_SRC) $(BIND_SRC) $(HEADERS) Makefile
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(ASAN_FLAGS) $(CURL_CFLAGS) $(LUA54_CFLAGS) -o $@ $(CORE_SRC) $(BIND_SRC) $(LDFLAGS_MOD) $(LDFLAGS) $(CURL_LIBS)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(ASAN_FLAGS) $(DEP_CFLAGS) $(LUA54_CFLAGS) -o $@ $(CORE_SRC) $(BIND_SRC) $(LDFLAGS_MOD) $(LDFLAGS) $(DEP_LIBS)
 
 $(ASAN_LUA): spec/longrun/lua_host.c Makefile
 	@mkdir -p $(@D)
-	$(CC) -std=c11 -Wall -Wextra -Werror $(ASAN_FLAGS) $(LUA54_CFLAGS) -o $@ spec/longrun/lua_host.c -llua5.4
+	$(CC) -std=c11 -Wall -Wextra $(WERROR) $(ASAN_FLAGS) $(LUA54_CFLAGS) -o $@ spec/longrun/lua_host.c -llua5.4
 
 asan-build: $(ASAN_SO) $(ASAN_LUA)
 
@@ -200,13 +237,13 @@ valgrind: deps
 
 $(TSAN_BIN): $(THREADS_SRC) $(CORE_SRC) $(BIND_SRC) $(HEADERS) Makefile
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) -fsanitize=thread $(SAN_CFLAGS) $(CURL_CFLAGS) $(LUA54_CFLAGS) -Isrc -o $@ \
-	    $(THREADS_SRC) $(CORE_SRC) $(BIND_SRC) -llua5.4 $(CURL_LIBS) -lm
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -fsanitize=thread $(SAN_CFLAGS) $(DEP_CFLAGS) $(LUA54_CFLAGS) -Isrc -o $@ \
+	    $(THREADS_SRC) $(CORE_SRC) $(BIND_SRC) -llua5.4 $(DEP_LIBS) -lm
 
 $(THREADS_BIN): $(THREADS_SRC) $(CORE_SRC) $(BIND_SRC) $(HEADERS) Makefile
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CURL_CFLAGS) $(LUA54_CFLAGS) -Isrc -o $@ \
-	    $(THREADS_SRC) $(CORE_SRC) $(BIND_SRC) -llua5.4 $(CURL_LIBS) -lm
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(DEP_CFLAGS) $(LUA54_CFLAGS) -Isrc -o $@ \
+	    $(THREADS_SRC) $(CORE_SRC) $(BIND_SRC) -llua5.4 $(DEP_LIBS) -lm
 
 tsan: deps
 	@$(MAKE) --no-print-directory $(TSAN_BIN)

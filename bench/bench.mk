@@ -1,6 +1,6 @@
 # bench/bench.mk — `make bench`: throughput, CPU, memory, connections and callgrind instruction
 # counts of the module against a plain C libcurl loop, LuaSocket/LuaSec and the curl CLI, over
-# HTTP and HTTPS against a local nginx. Included by the top Makefile; see bench/README.md.
+# HTTP and HTTPS against a local nginx. Included by the top Makefile; see docs/benchmarks.md.
 #
 # Counts (defaults keep the whole run within a few minutes on 2 shared cores):
 #   BENCH_N=2000        requests per timed run, libcurl clients (C, module)
@@ -12,7 +12,7 @@
 #   BENCH_CG_CURL=3     curl CLI processes measured under callgrind (median)
 #   BENCH_JOBS=1        callgrind runs in parallel (more than 1 adds ~1% noise: nginx needs a core)
 #   BENCH_CALLGRIND=0   skip callgrind;  BENCH_ONLY=object54,module54  only these clients (+ the C limit)
-#   BENCH_PROTOS=http,https   BENCH_README=1  also copy the table into bench/README.md
+#   BENCH_PROTOS=http,https   BENCH_README=1  also copy the results into docs/benchmarks.md
 #   BENCH_OPENRESTY=0   skip bench/openresty's part (run when present; ~3 min; its own knobs, e.g.
 #                       BENCH_DURATION; BENCH_OPENRESTY_RUNS is handed to it as its BENCH_RUNS)
 

@@ -1,7 +1,7 @@
 -- run.lua — `make bench`: starts a local nginx that answers the 2FA endpoints at once (HTTP and
 -- HTTPS with a CA made here), runs every client against it, measures and prints the table, and
 -- writes it as Markdown to $BENCH_OUT/results.md. Run from the repository root with lua5.4.
--- Settings come from the environment (bench/bench.mk passes them through); see bench/README.md.
+-- Settings come from the environment (bench/bench.mk passes them through); see docs/benchmarks.md.
 
 local socket = require "socket"
 
@@ -792,7 +792,7 @@ local function main()
   m("- connections and handshakes: distinct nginx `$connection` serials seen for the longest single process of the client (the memory run for the libcurl clients), against the sequential requests it made; TLS: `$ssl_session_reused` `.` = full handshake, `r` = resumed")
   m("- Ir/req: client-side instructions per request from callgrind, start-up cancelled by difference; the figure to compare (the machine is shared and noisy)")
   m("- LuaSocket: `Connection: close`, so a connection (and over HTTPS a full handshake) per request; TCP_NODELAY set, because with the defaults a request over TLS often stalls ~40 ms on a delayed ACK here (LuaSocket writes request line, headers and body separately); `BENCH_LUASOCKET_NODELAY=0` measures the defaults")
-  m("- C limit: `bench/limit.c`, the same request bytes as the module (nginx sees the same `$request_length`), everything constant set once before the loop; see bench/README.md")
+  m("- C limit: `bench/limit.c`, the same request bytes as the module (nginx sees the same `$request_length`), everything constant set once before the loop; see docs/benchmarks.md")
   m()
   for _, l in ipairs(lines) do m(l) end
   m()
@@ -870,7 +870,7 @@ local function main()
   say("bench: wrote %s/results.md", OUT)
 
   if UPDATE_README then
-    local path = ROOT .. "/bench/README.md"
+    local path = ROOT .. "/docs/benchmarks.md"
     local readme = read_file(path)
     local b, e = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
     if readme and readme:find(b, 1, true) and readme:find(e, 1, true) then

@@ -20,31 +20,47 @@ functions take one plain table, which is what OpenResty's ngx.run_worker_thread 
    maintainer = "smsend-lua authors",
    labels = { "sms", "2fa", "otp", "authentication", "curl", "openresty" },
 }
+-- The code uses glibc and Linux calls (explicit_bzero, pthread_atfork, /dev/urandom).
+supported_platforms = { "linux" }
 dependencies = {
    "lua >= 5.1, < 5.5",
 }
 external_dependencies = {
-   -- On Debian the header sits in the multiarch directory: pass
-   -- CURL_INCDIR=/usr/include/x86_64-linux-gnu CURL_LIBDIR=/usr/lib/x86_64-linux-gnu (see `make rock`).
-   CURL = {
-      header = "curl/curl.h",
-      library = "curl",
-   },
+   -- Found by their libraries: on Debian the libcurl header sits in the multiarch include
+   -- directory, which the compiler searches by itself but luarocks does not.
+   CURL = { library = "curl" },
+   HIREDIS = { library = "hiredis" },
 }
+-- The Makefile's rock-install target compiles every src/*.c in one compiler run straight into
+-- LIBDIR, so `luarocks make` leaves no build products in the tree. No -Werror here (that is only
+-- for the project's own `make check`); -fvisibility=hidden so that luaopen_smsend is the only
+-- exported symbol.
 build = {
-   type = "builtin",
-   modules = {
-      ["smsend.resty"] = "lua/smsend/resty.lua",
-      smsend = {
-         sources = {
-            "src/answer.c", "src/buf.c", "src/client.c", "src/config.c", "src/cooldown.c", "src/fields.c",
-            "src/hash.c", "src/http.c", "src/json.c", "src/phone.c", "src/result.c", "src/secret.c",
-            "src/stats.c", "src/urlenc.c", "src/utf8.c", "src/sms.c", "src/lclient.c", "src/lop.c",
-            "src/lsms.c", "src/lstats.c", "src/smsend.c",
-         },
-         incdirs = { "$(CURL_INCDIR)" },
-         libdirs = { "$(CURL_LIBDIR)" },
-         libraries = { "curl", "pthread" },
+   type = "make",
+   build_pass = false,
+   build_variables = { CFLAGS = "$(CFLAGS) -fvisibility=hidden" },  -- unused (no build pass): quiets luarocks
+   install_target = "rock-install",
+   install_variables = {
+      CC = "$(CC)",
+      CFLAGS = "$(CFLAGS) -fvisibility=hidden",
+      WERROR = "",
+      LIBFLAG = "$(LIBFLAG)",
+      LUA_INCDIR = "$(LUA_INCDIR)",
+      LIBDIR = "$(LIBDIR)",
+      CPPFLAGS = "-I$(CURL_INCDIR) -I$(HIREDIS_INCDIR)",
+      LDFLAGS = "-L$(CURL_LIBDIR) -L$(HIREDIS_LIBDIR)",
+   },
+   install = {
+      lua = {
+         ["smsend.resty"] = "lua/smsend/resty.lua",
+         ["smsend.sandbox"] = "lua/smsend/sandbox.lua",
+         ["smsend.sandbox.control"] = "lua/smsend/sandbox/control.lua",
+         ["smsend.sandbox.gateway"] = "lua/smsend/sandbox/gateway.lua",
+         ["smsend.sandbox.state"] = "lua/smsend/sandbox/state.lua",
+      },
+      bin = {
+         smsend = "bin/smsend",
+         ["smsend-sandbox"] = "bin/smsend-sandbox",
       },
    },
 }

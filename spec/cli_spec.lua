@@ -173,7 +173,8 @@ describe("bin/smsend", function()
     end)
 
     it("a session that is not valid", function()
-      local login = util.login(sb, USER, PASS)
+      local key, session_key = helpers.login(sb.base_url, USER, PASS)
+      local login = { user_key = key, session_key = session_key }
       sb:expire_sessions()
       local out, _, st = expect(1, "check-session", { SMSEND_USER_KEY = login.user_key,
                                   SMSEND_SESSION_KEY = login.session_key, SMSEND_BASE_URL = sb.base_url })
@@ -289,12 +290,13 @@ describe("bin/smsend", function()
     end)
 
     it("check-session with a session key does not log in", function()
-      local login = util.login(sb, USER, PASS)
+      local key, session_key = helpers.login(sb.base_url, USER, PASS)
+      local login = { user_key = key, session_key = session_key }
       local env = login_env()
       env.SMSEND_USER_KEY, env.SMSEND_SESSION_KEY = login.user_key, login.session_key
       local out = expect(0, "check-session", env)
       assert.matches("^session valid %(HTTP 200", out)
-      assert.equal("login checksession checksession", paths()) -- util.login, then no login by the CLI
+      assert.equal("login checksession checksession", paths()) -- helpers.login, then no login by the CLI
     end)
   end)
 

@@ -6,7 +6,8 @@
 -- write end of its stdin. The child requests the PIN and blocks reading stdin; the spec polls
 -- sb:last_pin until the PIN exists, then writes the answers and closes the pipe. The child's output
 -- goes to a file and its exit status to another (LuaJIT's popen close does not return it).
--- The examples always run with lua5.4 or the C host, whichever interpreter runs busted.
+-- The examples always run with lua5.4 or the C hosts (Lua 5.4 and LuaJIT), whichever interpreter
+-- runs busted.
 local helpers = require "spec.support.helpers"
 local util = require "spec.support.util"
 local cjson = helpers.cjson
@@ -268,8 +269,9 @@ describe("examples", function()
     end)
   end)
 
-  describe("C host with the static library (examples/embed)", function()
-    local HOST = ROOT .. "/build/embed/host"
+  describe("C hosts with the static libraries (examples/embed)", function()
+    local HOSTS = { { name = "Lua 5.4", path = ROOT .. "/build/embed/host", lib = "build/libsmsend.a" },
+                    { name = "LuaJIT", path = ROOT .. "/build/embed/host-luajit", lib = "build/luajit/libsmsend.a" } }
     -- Only the linked-in module can satisfy require: no smsend.so is on these paths.
     local function host_env()
       local env = token_env()
@@ -277,63 +279,72 @@ describe("examples", function()
       return env
     end
 
-    it("builds warning-free with make -C examples/embed (make static first)", function()
-      os.remove(HOST)
+    it("build warning-free with make -C examples/embed (make static first)", function()
+      for _, h in ipairs(HOSTS) do os.remove(h.path) end
       local log = tmp .. "/make.log"
-      local ok = sh(("make -C %s static >%s 2>&1 && make -C %s >>%s 2>&1")
+      local ok = sh(("make -C %s static WERROR=-Werror >%s 2>&1 && make -C %s WERROR=-Werror >>%s 2>&1")
         :format(q(ROOT), q(log), q(ROOT .. "/examples/embed"), q(log)))
       local text = helpers.read_file(log) or ""
       assert.is_true(ok, text)
       assert.matches("%-Wall %-Wextra %-Werror", text)
-      assert.matches("libsmsend%.a", text)
       assert.is_nil(text:find("warning:", 1, true), text)
-      assert.is_string(helpers.read_file(HOST), "no host binary at " .. HOST)
+      for _, h in ipairs(HOSTS) do
+        assert.is_truthy(text:find(h.lib:match("[^/]+/[^/]+$"), 1, true), h.lib .. " not linked: " .. text)
+        assert.is_string(helpers.read_file(h.path), "no host binary at " .. h.path)
+      end
     end)
 
-    it("performs wipe_world after a wrong and a right PIN, exit status 0", function()
-      assert.is_string(helpers.read_file(HOST), "build the host first")
-      local out, rc, pin = run({ HOST, "examples/embed/config.lua", "wipe_world", TYPED }, host_env(), wrong_then_right)
-      assert.is_string(pin, out)
-      assert.equals(0, rc, out)
-      assert.equals(2, count(out, "PIN to confirm wipe_world: "), out)
-      assert.matches("config: wrong PIN, 2 tries remaining", out)
-      assert.matches("config: PIN verified\nhost: performing wipe_world\nhost: world wiped", out)
-      assert.is_nil(out:find(pin, 1, true), "the PIN must never be printed")
-      assert.same({ "2fa/request", "2fa/verify", "2fa/verify" }, paths(calls()))
-      assert.equals("Code " .. pin .. " confirms wipe_world. Do not share it.", sb:sms()[1].text)
-    end)
+    for _, h in ipairs(HOSTS) do
+      local HOST = h.path
+      describe(h.name, function()
+        it("performs wipe_world after a wrong and a right PIN, exit status 0", function()
+          assert.is_string(helpers.read_file(HOST), "build the host first")
+          local out, rc, pin = run({ HOST, "examples/embed/config.lua", "wipe_world", TYPED }, host_env(), wrong_then_right)
+          assert.is_string(pin, out)
+          assert.equals(0, rc, out)
+          assert.equals(2, count(out, "PIN to confirm wipe_world: "), out)
+          assert.matches("config: wrong PIN, 2 tries remaining", out)
+          assert.matches("config: PIN verified\nhost: performing wipe_world\nhost: world wiped", out)
+          assert.is_nil(out:find(pin, 1, true), "the PIN must never be printed")
+          assert.same({ "2fa/request", "2fa/verify", "2fa/verify" }, paths(calls()))
+          assert.equals("Code " .. pin .. " confirms wipe_world. Do not share it.", sb:sms()[1].text)
+        end)
 
-    it("refuses after three wrong PINs, exit status 1", function()
-      local out, rc, pin = run({ HOST, "examples/embed/config.lua", "ban_player", TYPED }, host_env(), three_wrong)
-      assert.is_string(pin, out)
-      assert.equals(1, rc, out)
-      assert.matches("config: refused: Wrong PIN\nhost: ban_player refused", out)
-      assert.is_nil(out:find("host: performing", 1, true))
-      assert.same({ "2fa/request", "2fa/verify", "2fa/verify", "2fa/verify" }, paths(calls()))
-    end)
+        it("refuses after three wrong PINs, exit status 1", function()
+          local out, rc, pin = run({ HOST, "examples/embed/config.lua", "ban_player", TYPED }, host_env(), three_wrong)
+          assert.is_string(pin, out)
+          assert.equals(1, rc, out)
+          assert.matches("config: refused: Wrong PIN\nhost: ban_player refused", out)
+          assert.is_nil(out:find("host: performing", 1, true))
+          assert.same({ "2fa/request", "2fa/verify", "2fa/verify", "2fa/verify" }, paths(calls()))
+        end)
 
-    it("registers smsend with luaL_requiref (package.loaded, no global) and treats errors as refusals", function()
-      local path = tmp .. "/embed-probe.lua"
-      local f = assert(io.open(path, "w"))
-      f:write([[
-        local smsend = require "smsend"
-        print("probe:", package.loaded.smsend == smsend, rawget(_G, "smsend") == nil, smsend.normalize_recipient("0039 347 1234567"))
-        function guard(action) error("guard broke on " .. action) end
-      ]])
-      f:close()
-      local out, rc = run({ HOST, path, "wipe_world", TYPED }, host_env(), "")
-      assert.equals(1, rc, out)
-      assert.matches("probe:\ttrue\ttrue\t%+393471234567", out)
-      assert.matches("host: guard failed: .*guard broke on wipe_world", out)
-      assert.matches("host: wipe_world refused", out)
+        it("registers smsend (package.loaded, no global) and treats errors as refusals", function()
+          local path = tmp .. "/embed-probe.lua"
+          local f = assert(io.open(path, "w"))
+          f:write([[
+            local smsend = require "smsend"
+            print("probe:", package.loaded.smsend == smsend, rawget(_G, "smsend") == nil, smsend.normalize_recipient("0039 347 1234567"))
+            print("version:", type(jit) == "table" and "luajit" or _VERSION)
+            function guard(action) error("guard broke on " .. action) end
+          ]])
+          f:close()
+          local out, rc = run({ HOST, path, "wipe_world", TYPED }, host_env(), "")
+          assert.equals(1, rc, out)
+          assert.matches("probe:\ttrue\ttrue\t%+393471234567", out)
+          assert.matches("version:\t" .. (h.name == "LuaJIT" and "luajit" or "Lua 5%.4"), out)
+          assert.matches("host: guard failed: .*guard broke on wipe_world", out)
+          assert.matches("host: wipe_world refused", out)
 
-      local usage, urc = run({ HOST }, host_env(), "")
-      assert.equals(2, urc, usage)
-      assert.matches("usage: ", usage)
-      local bad, brc = run({ HOST, "examples/embed/config.lua", "format_disk", TYPED }, host_env(), "")
-      assert.equals(2, brc, bad)
-      assert.matches("no such admin action: format_disk", bad)
-      assert.same({}, sb:requests())
-    end)
+          local usage, urc = run({ HOST }, host_env(), "")
+          assert.equals(2, urc, usage)
+          assert.matches("usage: ", usage)
+          local bad, brc = run({ HOST, "examples/embed/config.lua", "format_disk", TYPED }, host_env(), "")
+          assert.equals(2, brc, bad)
+          assert.matches("no such admin action: format_disk", bad)
+          assert.same({}, sb:requests())
+        end)
+      end)
+    end
   end)
 end)

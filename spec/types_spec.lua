@@ -1,5 +1,6 @@
 -- types_spec.lua — types/smsend_resty.lua declares exactly the functions smsend.resty exports
 -- (types/smsend.lua is checked against the C module in sms_spec.lua).
+if require("spec.support.util").skip_unless_packaging("types") then return end
 package.path = "./lua/?.lua;" .. package.path
 
 describe("types/smsend_resty.lua", function()

@@ -19,7 +19,7 @@
 struct smsend_op;
 
 struct smsend_client {
-    struct http_transport http;
+    struct http_client http;
     struct smsend_op *ops;        /* live ops (in flight or done, not yet freed) */
     struct smsend_op *login_owner; /* the op whose login is in flight: others wait for it */
     struct smsend_op *last, *spare; /* the last blocking call's op (its answer is r->body), a free one */
@@ -34,6 +34,7 @@ struct smsend_client {
     enum auth_mode auth;
     struct cooldown cooldown;
     double timeout;   /* seconds, for the whole call */
+    long timeout_ms;  /* the same, for the first exchange of a call */
     const struct secret *secrets[5];
     struct secret proxy; /* the proxy URL may hold a proxy password: kept out of messages */
     /* The configuration the client was made from, in a private copy wiped at destroy: the
@@ -117,6 +118,7 @@ static int build(struct smsend_client *c, const struct config_parsed *parsed)
     c->secrets[2] = &c->username;
     c->secrets[3] = &c->password;
     c->secrets[4] = &c->proxy;
+    c->timeout_ms = to_ms(cfg->timeout);
     return 0;
 }
 
@@ -185,7 +187,10 @@ struct smsend_op {
     struct smsend_op *next, *prev; /* in c->ops */
     enum op_kind kind;
     enum op_step step;
-    struct http_exchange *x;       /* in flight, or done and holding the answer r.body points into */
+    struct http_transport *t;      /* the client's own (pollable ops) or one borrowed from the pool */
+    int pollable;                  /* started by *_async: drives the client's own transport */
+    struct http_exchange *x;       /* in flight */
+    struct buf answer;             /* the answer once done (r.body points into it) */
     struct http_call call;         /* the gateway call (not the login) */
     struct buf body;               /* JSON request body: holds the recipient and, for verify, the PIN */
     struct buf login_url;          /* only while this op logs in: holds the password */
@@ -246,10 +251,21 @@ void smsend_op_free(struct smsend_op *op)
     }
     buf_wipe_free(&op->body);
     buf_wipe_free(&op->login_url);
+    buf_free(&op->answer);
     free(op);
 }
 
-static struct smsend_op *op_new(struct smsend_client *c, enum op_kind kind)
+/* A done op gives a borrowed transport back to the pool; called after driving, never inside. */
+static void op_settle(struct smsend_op *op)
+{
+    if (op->step == STEP_DONE && op->t) {
+        if (op->t->pooled)
+            http_give_back(op->t);
+        op->t = NULL;
+    }
+}
+
+static struct smsend_op *op_new(struct smsend_client *c, enum op_kind kind, int pollable)
 {
     struct smsend_op *op = c->spare;
     if (op) {
@@ -259,11 +275,14 @@ static struct smsend_op *op_new(struct smsend_client *c, enum op_kind kind)
             return NULL;
         buf_init(&op->body, 0);
         buf_init(&op->login_url, 0);
+        buf_init(&op->answer, HTTP_BODY_CAP);
     }
     op->c = c;
     op->kind = kind;
     op->step = STEP_CALL;
     op->x = NULL;
+    op->t = NULL;
+    op->pollable = pollable;
     op->t0 = http_now();
     op->deadline = op->t0 + c->timeout;
     op->exchanges = op->fresh_login = op->renewed = 0;
@@ -278,11 +297,19 @@ static struct smsend_op *op_new(struct smsend_client *c, enum op_kind kind)
     return op;
 }
 
-/* The op is finished: its result is final from here on. */
+/* The op is finished: its result is final from here on. The answer is copied out of the exchange,
+ * which goes back to its transport at once. */
 static void op_done(struct smsend_op *op)
 {
     struct smsend_client *c = op->c;
     op->step = STEP_DONE;
+    buf_reset(&op->answer);
+    if (op->x && op->r.status > 0 && !op->r.body_is_secret && op->r.body.len &&
+        buf_append(&op->answer, op->r.body.data, op->r.body.len) == 0)
+        op->r.body = op->answer;
+    else
+        op->r.body = (struct buf){0};
+    op_detach_exchange(op);
     op->r.elapsed = http_now() - op->t0;
     if (op->kind == OPK_REQUEST && op->rcpt_n && op->r.retryable && c)
         /* The recipient was claimed when the op started. Every request that may have reached the
@@ -458,7 +485,7 @@ static void read_answer(struct smsend_op *op, struct http_exchange *x)
 static int op_exchange(struct smsend_op *op, struct http_call *call)
 {
     struct smsend_client *c = op->c;
-    call->timeout_ms = 0;
+    call->timeout_ms = c->timeout_ms;
     if (op->exchanges++ > 0) {
         double left = op->deadline - http_now();
         if (left < 0.001) {
@@ -470,7 +497,9 @@ static int op_exchange(struct smsend_op *op, struct http_call *call)
         call->timeout_ms = (long)ceil(left * 1000.0);
     }
     op_detach_exchange(op);
-    op->x = http_start(&c->http, call, op, &op->r);
+    if (!op->t)
+        op->t = http_take(&c->http, op->pollable);
+    op->x = http_start(op->t, &c->http, call, op, &op->r);
     if (!op->x) {
         op_done(op);
         return -1;
@@ -692,7 +721,7 @@ static struct smsend_op *op_failed_alloc(void)
 
 struct smsend_op *smsend_op_finished(struct smsend_client *c, const struct smsend_result *r)
 {
-    struct smsend_op *op = op_new(c, OPK_CHECK);
+    struct smsend_op *op = op_new(c, OPK_CHECK, 1);
     if (!op)
         return NULL;
     op->r = *r;
@@ -701,9 +730,9 @@ struct smsend_op *smsend_op_finished(struct smsend_client *c, const struct smsen
     return op;
 }
 
-struct smsend_op *smsend_op_request_pin(struct smsend_client *c, const struct pin_request *q)
+struct smsend_op *smsend_op_request_pin(struct smsend_client *c, const struct pin_request *q, int pollable)
 {
-    struct smsend_op *op = op_new(c, OPK_REQUEST);
+    struct smsend_op *op = op_new(c, OPK_REQUEST, pollable);
     double left;
     if (!op)
         return NULL;
@@ -738,9 +767,9 @@ struct smsend_op *smsend_op_request_pin(struct smsend_client *c, const struct pi
     return op;
 }
 
-struct smsend_op *smsend_op_verify_pin(struct smsend_client *c, const struct pin_verify *q)
+struct smsend_op *smsend_op_verify_pin(struct smsend_client *c, const struct pin_verify *q, int pollable)
 {
-    struct smsend_op *op = op_new(c, OPK_VERIFY);
+    struct smsend_op *op = op_new(c, OPK_VERIFY, pollable);
     if (!op)
         return NULL;
     if (fields_check_verify(q, &op->r)) {
@@ -758,9 +787,9 @@ struct smsend_op *smsend_op_verify_pin(struct smsend_client *c, const struct pin
     return op;
 }
 
-struct smsend_op *smsend_op_login(struct smsend_client *c)
+struct smsend_op *smsend_op_login(struct smsend_client *c, int pollable)
 {
-    struct smsend_op *op = op_new(c, OPK_LOGIN);
+    struct smsend_op *op = op_new(c, OPK_LOGIN, pollable);
     if (!op)
         return NULL;
     if (!c->can_login) {
@@ -773,9 +802,9 @@ struct smsend_op *smsend_op_login(struct smsend_client *c)
     return op;
 }
 
-struct smsend_op *smsend_op_check_session(struct smsend_client *c)
+struct smsend_op *smsend_op_check_session(struct smsend_client *c, int pollable)
 {
-    struct smsend_op *op = op_new(c, OPK_CHECK);
+    struct smsend_op *op = op_new(c, OPK_CHECK, pollable);
     if (!op)
         return NULL;
     if (!have_keys(c)) {
@@ -801,12 +830,20 @@ const struct smsend_result *smsend_op_result(const struct smsend_op *op)
     return &op->r;
 }
 
+/* The transport an op's progress depends on: its own, or (waiting for another op's login) the
+ * client's own one, where a pollable op may be logging in. */
+static struct http_transport *op_transport(struct smsend_op *op)
+{
+    return op->t ? op->t : op->c->http.own;
+}
+
 int smsend_op_poll(struct smsend_op *op)
 {
     if (op->step != STEP_DONE && op->c) {
-        http_drive(&op->c->http);
+        http_drive(op_transport(op));
         expire_waiters(op->c);
     }
+    op_settle(op);
     return op->step == STEP_DONE;
 }
 
@@ -815,33 +852,39 @@ int smsend_op_wait(struct smsend_op *op, double seconds)
     double until = seconds >= 0 ? http_now() + seconds : -1, now;
     do {
         double max = -1;
+        struct http_transport *t;
         if (op->step == STEP_DONE || !op->c)
             break;
         now = http_now();
         if (until >= 0)
             max = until > now ? until - now : 0;
-        if (op->step == STEP_WAIT_LOGIN) { /* no timer of libcurl's covers its deadline */
+        t = op_transport(op);
+        if (op->step == STEP_WAIT_LOGIN || !t) { /* no timer of libcurl's covers its deadline */
             double w = op->deadline > now ? op->deadline - now : 0;
             if (max < 0 || w < max)
                 max = w;
         }
-        http_wait(&op->c->http, max);
+        if (t)
+            http_wait(t, max);
         expire_waiters(op->c);
     } while (until < 0 || http_now() < until);
+    op_settle(op);
     return op->step == STEP_DONE;
 }
 
-int smsend_op_fd(const struct smsend_op *op)
+int smsend_op_fd(struct smsend_op *op)
 {
-    return op->c ? http_fd(&op->c->http) : -1;
+    if (!op->c)
+        return -1;
+    return http_fd(op->pollable ? http_take(&op->c->http, 1) : op_transport(op));
 }
 
-double smsend_op_timeout(const struct smsend_op *op)
+double smsend_op_timeout(struct smsend_op *op)
 {
     double t, w;
     if (op->step == STEP_DONE || !op->c)
         return 0;
-    t = http_timeout(&op->c->http);
+    t = http_timeout(op_transport(op));
     if (op->step == STEP_WAIT_LOGIN) {
         w = op->deadline - http_now();
         if (w < 0)
@@ -872,6 +915,7 @@ int smsend_op_cancel(struct smsend_op *op)
                      : "cancelled before the request was sent");
     op->r.retryable = !sent;
     op_done(op);
+    op_settle(op);
     /* ops that waited for this op's login log in themselves now */
     if (c) {
         struct smsend_op *w, *next;
@@ -908,25 +952,25 @@ static void drop_last(struct smsend_client *c)
 void client_request_pin(struct smsend_client *c, const struct pin_request *q, struct smsend_result *r)
 {
     drop_last(c);
-    run_blocking(c, smsend_op_request_pin(c, q), r);
+    run_blocking(c, smsend_op_request_pin(c, q, 0), r);
 }
 
 void client_verify_pin(struct smsend_client *c, const struct pin_verify *q, struct smsend_result *r)
 {
     drop_last(c);
-    run_blocking(c, smsend_op_verify_pin(c, q), r);
+    run_blocking(c, smsend_op_verify_pin(c, q, 0), r);
 }
 
 void client_login(struct smsend_client *c, struct smsend_result *r)
 {
     drop_last(c);
-    run_blocking(c, smsend_op_login(c), r);
+    run_blocking(c, smsend_op_login(c, 0), r);
 }
 
 void client_check_session(struct smsend_client *c, struct smsend_result *r)
 {
     drop_last(c);
-    run_blocking(c, smsend_op_check_session(c), r);
+    run_blocking(c, smsend_op_check_session(c, 0), r);
 }
 
 void client_destroy(struct smsend_client *c)

@@ -44,10 +44,12 @@ void client_check_session(struct smsend_client *c, struct smsend_result *r);
  * op and wait for it". An op keeps its client's transport busy; client_destroy cancels the ops
  * still in flight and cuts them loose (they stay valid until smsend_op_free). */
 struct smsend_op;
-struct smsend_op *smsend_op_request_pin(struct smsend_client *c, const struct pin_request *q);
-struct smsend_op *smsend_op_verify_pin(struct smsend_client *c, const struct pin_verify *q);
-struct smsend_op *smsend_op_login(struct smsend_client *c);
-struct smsend_op *smsend_op_check_session(struct smsend_client *c);
+/* pollable: the op is driven by its caller (poll, wait, the descriptor) on the client's own
+ * connections; else it is a blocking call's op, on connections borrowed from the process pool. */
+struct smsend_op *smsend_op_request_pin(struct smsend_client *c, const struct pin_request *q, int pollable);
+struct smsend_op *smsend_op_verify_pin(struct smsend_client *c, const struct pin_verify *q, int pollable);
+struct smsend_op *smsend_op_login(struct smsend_client *c, int pollable);
+struct smsend_op *smsend_op_check_session(struct smsend_client *c, int pollable);
 /* An op born done with r (a request the binding could not read: nothing sent). */
 struct smsend_op *smsend_op_finished(struct smsend_client *c, const struct smsend_result *r);
 /* Does what is ready without waiting; 1 once done. */
@@ -61,8 +63,8 @@ int smsend_op_cancel(struct smsend_op *op);
 const struct smsend_result *smsend_op_result(const struct smsend_op *op);
 /* A descriptor that becomes readable when smsend_op_poll has work (the same for the op's life,
  * -1 once its client is gone), and seconds until it must be polled anyway (< 0: no timer). */
-int smsend_op_fd(const struct smsend_op *op);
-double smsend_op_timeout(const struct smsend_op *op);
+int smsend_op_fd(struct smsend_op *op);
+double smsend_op_timeout(struct smsend_op *op);
 void smsend_op_free(struct smsend_op *op);
 
 /* A redacted description for tostring: no secret, no part of one. */

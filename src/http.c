@@ -24,9 +24,54 @@ static char curl_version_text[48];
 /* Bumped in every forked child: a connection opened before a fork belongs to the parent. */
 static volatile unsigned fork_generation;
 
+static void pool_after_fork(void);
+static void share_after_fork(void);
+
 static void on_fork_child(void)
 {
     fork_generation++;
+    pool_after_fork();
+    share_after_fork();
+}
+
+/* One share handle for the process: DNS cache and TLS sessions, under locks (connections are not
+ * shared through it: libcurl does not support that across threads; the transport pool does it). */
+static CURLSH *share;
+static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+static void share_lock(CURL *e, curl_lock_data data, curl_lock_access access, void *ud)
+{
+    (void)e;
+    (void)access;
+    (void)ud;
+    pthread_mutex_lock(&share_locks[data]);
+}
+
+static void share_unlock(CURL *e, curl_lock_data data, void *ud)
+{
+    (void)e;
+    (void)ud;
+    pthread_mutex_unlock(&share_locks[data]);
+}
+
+static void share_after_fork(void)
+{
+    int i;
+    for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&share_locks[i], NULL);
+}
+
+static void share_init(void)
+{
+    share_after_fork();
+    share = curl_share_init();
+    if (share && (curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+                  curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
+                  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
+                  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK)) {
+        curl_share_cleanup(share);
+        share = NULL; /* each handle keeps its own caches then */
+    }
 }
 
 /* libcurl's allocations go through these when this module is the first to initialise libcurl
@@ -120,6 +165,8 @@ static void global_init_once(void)
                                          calloc) == CURLE_OK ? 0 : -1;
     pthread_atfork(NULL, NULL, on_fork_child);
     find_openssl();
+    if (global_status == 0)
+        share_init();
     v = curl_version_info(CURLVERSION_NOW);
     snprintf(curl_version_text, sizeof curl_version_text, "libcurl/%s", v && v->version ? v->version : "?");
 }
@@ -313,6 +360,8 @@ static int has_stale_socket(const struct http_transport *t)
 
 /* ---- handles ---- */
 
+/* ---- options, headers and handles ---- */
+
 static char *dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
@@ -327,6 +376,36 @@ static void free_opts(struct http_options *o)
     free((char *)o->proxy);
     free((char *)o->user_agent);
     memset(o, 0, sizeof *o);
+}
+
+/* Owned copies of o's strings into out (user_agent only when with_ua). 0 or -1. */
+static int copy_opts(struct http_options *out, const struct http_options *o, int with_ua)
+{
+    *out = *o;
+    out->cainfo = dup_or_null(o->cainfo);
+    out->capath = dup_or_null(o->capath);
+    out->proxy = dup_or_null(o->proxy);
+    out->user_agent = with_ua ? dup_or_null(o->user_agent) : NULL;
+    if ((o->cainfo && !out->cainfo) || (o->capath && !out->capath) || (o->proxy && !out->proxy) ||
+        (with_ua && o->user_agent && !out->user_agent)) {
+        free_opts(out);
+        return -1;
+    }
+    return 0;
+}
+
+static int same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* What makes two transports interchangeable: the way they connect and verify. */
+static int same_transport(const struct http_transport *t, const struct http_client *hc)
+{
+    const struct http_options *a = &t->opts, *b = &hc->opts;
+    return a->clear_text == b->clear_text && a->connect_timeout_ms == b->connect_timeout_ms &&
+           same_str(a->cainfo, b->cainfo) && same_str(a->capath, b->capath) && same_str(a->proxy, b->proxy) &&
+           same_str(t->noproxy, hc->noproxy);
 }
 
 static void wipe_slist(struct curl_slist **l)
@@ -347,6 +426,39 @@ static void headers_unref(struct http_headers *h)
     }
 }
 
+/* A header list of the given lines plus the User-Agent (the header lists carry it: as
+ * CURLOPT_USERAGENT libcurl would format the header anew for every request). */
+static struct http_headers *headers_new(const char *const *lines, size_t n, const char *ua)
+{
+    struct http_headers *h = calloc(1, sizeof *h);
+    struct curl_slist *l = NULL, *t;
+    struct buf line;
+    size_t i;
+    int ok = h != NULL;
+    buf_init(&line, 0);
+    for (i = 0; ok && i < n; i++) {
+        if ((t = curl_slist_append(l, lines[i])) != NULL)
+            l = t;
+        else
+            ok = 0;
+    }
+    if (ok && ua) {
+        ok = buf_puts(&line, "User-Agent: ") == 0 && buf_puts(&line, ua) == 0 &&
+             (t = curl_slist_append(l, buf_cstr(&line))) != NULL;
+        if (ok)
+            l = t;
+    }
+    buf_free(&line);
+    if (!ok) {
+        wipe_slist(&l);
+        free(h);
+        return NULL;
+    }
+    h->list = l;
+    h->refs = 1;
+    return h;
+}
+
 static CURLcode configure(struct http_exchange *x)
 {
     CURL *e = x->easy;
@@ -355,13 +467,12 @@ static CURLcode configure(struct http_exchange *x)
 #define SET(opt, val) do { if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val); } while (0)
     SET(CURLOPT_NOSIGNAL, 1L); /* several threads: never use signals for timeouts */
     SET(CURLOPT_PRIVATE, x);
+    SET(CURLOPT_SHARE, share);
     SET(CURLOPT_WRITEFUNCTION, on_write);
     SET(CURLOPT_WRITEDATA, x);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, x);
     SET(CURLOPT_ERRORBUFFER, x->errbuf);
-    SET(CURLOPT_TIMEOUT_MS, t->opts.timeout_ms);
-    x->cur_timeout_ms = t->opts.timeout_ms;
     SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     SET(CURLOPT_OPENSOCKETDATA, x);
     SET(CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
@@ -373,8 +484,6 @@ static CURLcode configure(struct http_exchange *x)
     /* One request per connection at a time: HTTP/2 framing would cost without serving. */
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
-    /* The User-Agent goes in the header lists: as CURLOPT_USERAGENT libcurl would format the
-     * header anew for every request. */
 #if LIBCURL_VERSION_NUM >= 0x075500
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -384,13 +493,13 @@ static CURLcode configure(struct http_exchange *x)
     SET(CURLOPT_PREREQFUNCTION, on_prereq);
     SET(CURLOPT_PREREQDATA, x);
 #endif
-    /* libcurl keeps its built-in CA bundle/path for whichever of the two is not given,
-     * so cainfo/capath add trust rather than replace it. */
     if (!t->opts.clear_text && ssl_ctx_set_options) {
         SET(CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
         if (rc == CURLE_NOT_BUILT_IN)
             rc = CURLE_OK;
     }
+    /* libcurl keeps its built-in CA bundle/path for whichever of the two is not given,
+     * so cainfo/capath add trust rather than replace it. */
     if (t->opts.cainfo)
         SET(CURLOPT_CAINFO, t->opts.cainfo);
     if (t->opts.capath)
@@ -429,6 +538,102 @@ static CURLM *new_multi(struct http_transport *t)
     return m;
 }
 
+static void transport_free(struct http_transport *t)
+{
+    struct http_exchange *x;
+    if (!t)
+        return;
+    if (t->fork_generation != fork_generation) { /* the epoll instance and the sockets are the parent's too */
+        if (t->epfd >= 0)
+            close(t->epfd);
+        t->epfd = -1;
+        detach_inherited(t);
+    }
+    if (t->multi)
+        curl_multi_cleanup(t->multi);
+    while ((x = t->idle) != NULL) {
+        t->idle = x->next_idle;
+        exchange_free(x);
+    }
+    if (t->epfd >= 0)
+        close(t->epfd);
+    free_opts(&t->opts);
+    free(t->noproxy);
+    free(t);
+}
+
+static struct http_transport *transport_new(const struct http_client *hc, int pooled)
+{
+    struct http_transport *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->epfd = -1;
+    t->timer_at = -1;
+    t->pooled = pooled;
+    t->on_done = hc->on_done;
+    t->fork_generation = fork_generation;
+    if (copy_opts(&t->opts, &hc->opts, 0) != 0 || (hc->noproxy && !(t->noproxy = strdup(hc->noproxy))) ||
+        (t->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 || !(t->multi = new_multi(t))) {
+        transport_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* The process pool of idle transports (borrowed by blocking calls). Bounded: past POOL_IDLE_MAX
+ * idle ones, a transport given back is closed instead. */
+#define POOL_IDLE_MAX 64
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct http_transport *pool_idle;
+static int pool_count;
+
+static void pool_after_fork(void)
+{
+    /* the child has one thread: whoever held the lock in the parent is not here */
+    pthread_mutex_init(&pool_lock, NULL);
+}
+
+struct http_transport *http_take(struct http_client *hc, int own)
+{
+    struct http_transport *t, **pp;
+    if (own) {
+        if (!hc->own)
+            hc->own = transport_new(hc, 0);
+        return hc->own;
+    }
+    pthread_mutex_lock(&pool_lock);
+    for (pp = &pool_idle; (t = *pp) != NULL; pp = &t->next_pooled) {
+        if (same_transport(t, hc)) {
+            *pp = t->next_pooled;
+            pool_count--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&pool_lock);
+    if (!t)
+        t = transport_new(hc, 1);
+    if (t)
+        t->on_done = hc->on_done;
+    return t;
+}
+
+void http_give_back(struct http_transport *t)
+{
+    int keep;
+    if (!t || !t->pooled)
+        return;
+    pthread_mutex_lock(&pool_lock);
+    keep = pool_count < POOL_IDLE_MAX && t->fork_generation == fork_generation;
+    if (keep) {
+        t->next_pooled = pool_idle;
+        pool_idle = t;
+        pool_count++;
+    }
+    pthread_mutex_unlock(&pool_lock);
+    if (!keep)
+        transport_free(t);
+}
+
 static const char *env_first(const char *a, const char *b)
 {
     const char *v = getenv(a);
@@ -439,35 +644,18 @@ static const char *env_first(const char *a, const char *b)
 
 /* libcurl's rules for an https:// URL (https_proxy, then all_proxy, each also in capitals, and
  * no_proxy), applied once when the client is made instead of on every request. */
-static int proxy_from_env(struct http_transport *t)
+static int proxy_from_env(struct http_client *hc)
 {
     const char *p = env_first("https_proxy", "HTTPS_PROXY"), *np;
     if (!p)
         p = env_first("all_proxy", "ALL_PROXY");
     if (!p)
         return 0;
-    if (!(t->opts.proxy = strdup(p)))
+    if (!(hc->opts.proxy = strdup(p)))
         return -1;
     np = env_first("no_proxy", "NO_PROXY");
-    if (np && !(t->noproxy = strdup(np)))
+    if (np && !(hc->noproxy = strdup(np)))
         return -1;
-    return 0;
-}
-
-/* Appends "User-Agent: <opts.user_agent>" to *l. */
-static int append_user_agent(const struct http_transport *t, struct curl_slist **l)
-{
-    struct buf line;
-    struct curl_slist *n = NULL;
-    buf_init(&line, 0);
-    if (t->opts.user_agent && buf_puts(&line, "User-Agent: ") == 0 && buf_puts(&line, t->opts.user_agent) == 0)
-        n = curl_slist_append(*l, buf_cstr(&line));
-    buf_free(&line);
-    if (!t->opts.user_agent)
-        return 0;
-    if (!n)
-        return -1;
-    *l = n;
     return 0;
 }
 
@@ -481,117 +669,68 @@ CURLU *http_parse_url(const char *url)
     return u;
 }
 
-int http_open(struct http_transport *t, const struct http_options *o, http_done_fn on_done, char *err,
+int http_open(struct http_client *hc, const struct http_options *o, http_done_fn on_done, char *err,
               size_t errlen)
 {
-    memset(t, 0, sizeof *t);
-    t->epfd = -1;
-    t->timer_at = -1;
-    t->on_done = on_done;
+    static const char *const accept[] = {"Accept: */*"};
+    struct http_options given = *o;
+    memset(hc, 0, sizeof *hc);
+    hc->on_done = on_done;
     if (http_global_init() != 0) {
         snprintf(err, errlen, "libcurl could not be initialised");
         return -1;
     }
-    t->opts.timeout_ms = o->timeout_ms;
-    t->opts.connect_timeout_ms = o->connect_timeout_ms;
-    t->opts.cainfo = dup_or_null(o->cainfo);
-    t->opts.capath = dup_or_null(o->capath);
-    t->opts.clear_text = o->clear_text;
-    t->opts.user_agent = dup_or_null(o->user_agent);
-    if ((o->cainfo && !t->opts.cainfo) || (o->capath && !t->opts.capath) || (o->user_agent && !t->opts.user_agent))
+    /* http:// never goes through a proxy: the proxy would read the credentials in clear */
+    if (o->clear_text)
+        given.proxy = NULL;
+    if (copy_opts(&hc->opts, &given, 1) != 0)
         goto oom;
-    if (o->clear_text) {
-        /* http:// never goes through a proxy: the proxy would read the credentials in clear */
-    } else if (o->proxy) {
-        if (!(t->opts.proxy = strdup(o->proxy)))
-            goto oom;
-    } else if (proxy_from_env(t) != 0) {
+    if (!o->clear_text && !o->proxy && proxy_from_env(hc) != 0)
         goto oom;
-    }
-    t->plain.refs = 1;
-    if ((t->plain.list = curl_slist_append(NULL, "Accept: */*")) && append_user_agent(t, &t->plain.list) != 0) {
-        curl_slist_free_all(t->plain.list);
-        t->plain.list = NULL;
-    }
-    t->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (!t->plain.list || t->epfd < 0 || !(t->multi = new_multi(t)))
+    if (!(hc->plain = headers_new(accept, 1, hc->opts.user_agent)))
         goto oom;
-    t->fork_generation = fork_generation;
     return 0;
 oom:
     snprintf(err, errlen, "out of memory");
-    http_close(t);
+    http_close(hc);
     return -1;
 }
 
-void http_close(struct http_transport *t)
+void http_close(struct http_client *hc)
 {
-    struct http_exchange *x;
-    int forked = t->fork_generation != fork_generation;
-    if (forked) { /* the epoll instance and the sockets are the parent's too */
-        if (t->epfd >= 0)
-            close(t->epfd);
-        t->epfd = -1;
-        detach_inherited(t);
-    }
-    /* exchanges still in flight were aborted by their owners; idle ones are here */
-    if (t->multi)
-        curl_multi_cleanup(t->multi);
-    t->multi = NULL;
-    while ((x = t->idle) != NULL) {
-        t->idle = x->next_idle;
-        exchange_free(x);
-    }
-    headers_unref(t->auth);
-    t->auth = NULL;
-    curl_slist_free_all(t->plain.list);
-    t->plain.list = NULL;
-    if (t->epfd >= 0)
-        close(t->epfd);
-    t->epfd = -1;
-    free_opts(&t->opts);
-    free(t->noproxy);
-    t->noproxy = NULL;
+    transport_free(hc->own);
+    hc->own = NULL;
+    headers_unref(hc->auth);
+    headers_unref(hc->plain);
+    hc->auth = hc->plain = NULL;
+    free_opts(&hc->opts);
+    free(hc->noproxy);
+    hc->noproxy = NULL;
 }
 
-int http_set_auth(struct http_transport *t, const struct secret *user_key, const char *key_name,
+int http_set_auth(struct http_client *hc, const struct secret *user_key, const char *key_name,
                   const struct secret *key)
 {
-    struct buf line;
-    struct curl_slist *l = NULL, *n;
-    struct http_headers *h;
-    int rc = -1;
-    buf_init(&line, 0);
+    struct buf a, b;
+    const char *lines[3];
+    struct http_headers *h = NULL;
+    buf_init(&a, 0);
+    buf_init(&b, 0);
     /* Only place besides secret.c that reads the bytes of a secret. */
-    if (buf_puts(&line, "user_key: ") || buf_append(&line, user_key->data, user_key->len))
-        goto out;
-    if (!(n = curl_slist_append(l, buf_cstr(&line))))
-        goto out;
-    l = n;
-    secure_wipe(line.data, line.len);
-    buf_reset(&line);
-    if (buf_puts(&line, key_name) || buf_puts(&line, ": ") || buf_append(&line, key->data, key->len))
-        goto out;
-    if (!(n = curl_slist_append(l, buf_cstr(&line))))
-        goto out;
-    l = n;
-    if (!(n = curl_slist_append(l, "Content-Type: application/json")))
-        goto out;
-    l = n;
-    if (append_user_agent(t, &l) != 0)
-        goto out;
-    if (!(h = malloc(sizeof *h)))
-        goto out;
-    h->list = l;
-    h->refs = 1;
-    l = NULL;
-    headers_unref(t->auth); /* exchanges in flight keep their own reference */
-    t->auth = h;
-    rc = 0;
-out:
-    wipe_slist(&l);
-    buf_wipe_free(&line);
-    return rc;
+    if (buf_puts(&a, "user_key: ") == 0 && buf_append(&a, user_key->data, user_key->len) == 0 &&
+        buf_puts(&b, key_name) == 0 && buf_puts(&b, ": ") == 0 && buf_append(&b, key->data, key->len) == 0) {
+        lines[0] = buf_cstr(&a);
+        lines[1] = buf_cstr(&b);
+        lines[2] = "Content-Type: application/json";
+        h = headers_new(lines, 3, hc->opts.user_agent);
+    }
+    buf_wipe_free(&a);
+    buf_wipe_free(&b);
+    if (!h)
+        return -1;
+    headers_unref(hc->auth); /* exchanges in flight keep their own reference */
+    hc->auth = h;
+    return 0;
 }
 
 /* Before a request when nothing is in flight: connections that belong to the parent after fork(),
@@ -633,6 +772,7 @@ static struct http_exchange *exchange_get(struct http_transport *t)
     struct http_exchange *x = t->idle;
     if (x) {
         t->idle = x->next_idle;
+        t->held++;
         return x;
     }
     if (!(x = calloc(1, sizeof *x)))
@@ -643,18 +783,18 @@ static struct http_exchange *exchange_get(struct http_transport *t)
         exchange_free(x);
         return NULL;
     }
+    t->held++;
     return x;
 }
 
-struct http_exchange *http_start(struct http_transport *t, const struct http_call *call, void *owner,
-                                 struct smsend_result *r)
+struct http_exchange *http_start(struct http_transport *t, struct http_client *hc, const struct http_call *call,
+                                 void *owner, struct smsend_result *r)
 {
     struct http_exchange *x;
     struct http_headers *hdr;
     CURL *e;
     CURLcode c = CURLE_OK;
-    long want;
-    if (refresh_connections(t) != 0 || !(x = exchange_get(t))) {
+    if (!t || refresh_connections(t) != 0 || !(x = exchange_get(t))) {
         result_fail(r, SMSEND_E_OUT_OF_MEMORY, "out of memory preparing the request");
         r->retryable = 1;
         return NULL;
@@ -695,12 +835,11 @@ struct http_exchange *http_start(struct http_transport *t, const struct http_cal
         x->cur_method = HTTP_GET;
         x->cur_body = NULL;
     }
-    want = call->timeout_ms > 0 ? call->timeout_ms : t->opts.timeout_ms;
-    if (c == CURLE_OK && want != x->cur_timeout_ms) {
-        c = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, want);
-        x->cur_timeout_ms = want;
+    if (c == CURLE_OK && call->timeout_ms != x->cur_timeout_ms) {
+        c = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, call->timeout_ms);
+        x->cur_timeout_ms = call->timeout_ms;
     }
-    hdr = call->with_auth && t->auth ? t->auth : &t->plain;
+    hdr = call->with_auth && hc->auth ? hc->auth : hc->plain;
     if (c == CURLE_OK && hdr->list != x->cur_list) {
         c = curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdr->list);
         x->cur_list = hdr->list;
@@ -720,9 +859,7 @@ struct http_exchange *http_start(struct http_transport *t, const struct http_cal
         x->cur_curlu = NULL;
         x->cur_method = HTTP_NONE;
         x->cur_list = NULL;
-        x->owner = NULL;
-        x->next_idle = t->idle;
-        t->idle = x;
+        http_release(x);
         result_fail(r, SMSEND_E_OUT_OF_MEMORY, "could not prepare the request: %s", curl_easy_strerror(c));
         r->retryable = 1;
         return NULL;
@@ -730,10 +867,10 @@ struct http_exchange *http_start(struct http_transport *t, const struct http_cal
     hdr->refs++;
     x->headers = hdr;
     x->in_multi = 1;
+    t->inflight++;
     x->counted_login = call->url_is_scratch;
     if (x->counted_login)
         atomic_fetch_add_explicit(&logins_in_flight, 1, memory_order_relaxed);
-    t->inflight++;
     return x;
 }
 
@@ -751,10 +888,7 @@ static void detach(struct http_exchange *x)
         atomic_fetch_sub_explicit(&logins_in_flight, 1, memory_order_relaxed);
         x->counted_login = 0;
     }
-    if (x->headers != &t->plain)
-        headers_unref(x->headers);
-    else
-        t->plain.refs--;
+    headers_unref(x->headers);
     x->headers = NULL;
 }
 
@@ -782,6 +916,7 @@ void http_release(struct http_exchange *x)
     }
     x->next_idle = t->idle;
     t->idle = x;
+    t->held--;
 }
 
 /* Reports every finished exchange to its owner. */
@@ -808,7 +943,7 @@ void http_drive(struct http_transport *t)
 {
     struct epoll_event ev[16];
     int n, i, running;
-    if (t->driving || !t->multi)
+    if (!t || t->driving || !t->multi)
         return;
     t->driving = 1;
     do {
@@ -832,6 +967,8 @@ void http_wait(struct http_transport *t, double max_s)
     double wait = http_timeout(t);
     int ms;
     struct epoll_event ev;
+    if (!t)
+        return;
     if (max_s >= 0 && (wait < 0 || max_s < wait))
         wait = max_s;
     ms = wait < 0 ? 1000 : (int)(wait * 1000.0 + 0.999);
@@ -842,13 +979,13 @@ void http_wait(struct http_transport *t, double max_s)
 
 int http_fd(const struct http_transport *t)
 {
-    return t->epfd;
+    return t ? t->epfd : -1;
 }
 
 double http_timeout(const struct http_transport *t)
 {
     double left;
-    if (t->timer_at < 0)
+    if (!t || t->timer_at < 0)
         return -1;
     left = t->timer_at - http_now();
     return left > 0 ? left : 0;

@@ -68,21 +68,37 @@ struct http_exchange {
 
 typedef void (*http_done_fn)(struct http_exchange *x, void *owner);
 
+/* Connections to one kind of gateway endpoint: a multi handle (its connection cache) with an epoll
+ * descriptor holding its sockets. A client's pollable ops share the client's own transport; a
+ * blocking call borrows one from a process-wide pool of transports with the same options, so that
+ * the connections of a process grow with the calls in flight, not with clients or Lua states. */
 struct http_transport {
     CURLM *multi;
     int epfd;                         /* epoll descriptor holding libcurl's sockets */
     double timer_at;                  /* monotonic seconds libcurl wants to be called at; < 0: none */
-    int socks[HTTP_MAX_SOCKETS];      /* sockets opened for this client, for fork() and staleness */
+    int socks[HTTP_MAX_SOCKETS];      /* sockets opened here, for fork() and staleness */
     int nsocks;
     int inflight;                     /* exchanges in the multi handle */
+    int held;                         /* exchanges taken out of idle and not yet released */
+    int pooled;                       /* belongs to the process pool (else to one client) */
     unsigned fork_generation;         /* process the connections belong to */
-    struct http_options opts;         /* owned copies of the strings */
-    char *noproxy;                    /* no_proxy as read by http_open, or NULL */
-    struct http_headers *auth;        /* user_key + key + JSON content type */
-    struct http_headers plain;        /* for login: no credentials at all */
+    struct http_options opts;         /* owned copies: what libcurl is set up with */
+    char *noproxy;                    /* no_proxy as read when the options were made, or NULL */
     struct http_exchange *idle;
+    struct http_transport *next_pooled;
     http_done_fn on_done;
     int driving;                      /* inside http_drive: no reentry */
+};
+
+/* What a client keeps of the transport side: its options, its header lists, its own transport
+ * for pollable ops (made on first use), and the pooled transport it used last. */
+struct http_client {
+    struct http_options opts;         /* owned copies; proxy as decided once (variables read) */
+    char *noproxy;
+    struct http_headers *auth;        /* user_key + key + content type + User-Agent */
+    struct http_headers *plain;       /* for login: Accept + User-Agent, no credentials */
+    struct http_transport *own;
+    http_done_fn on_done;
 };
 
 /* Once per process, thread-safe: curl_global_init and the fork watch. 0 on success. */
@@ -95,15 +111,20 @@ double http_now(void); /* monotonic seconds */
 struct sockaddr;
 int http_addr_is_loopback(const struct sockaddr *sa);
 
-int http_open(struct http_transport *t, const struct http_options *o, http_done_fn on_done, char *err,
+int http_open(struct http_client *hc, const struct http_options *o, http_done_fn on_done, char *err,
               size_t errlen);
-/* Aborts whatever is in flight (without callbacks) and frees everything. */
-void http_close(struct http_transport *t);
+/* Frees everything (the exchanges of the client's own transport must have been released). */
+void http_close(struct http_client *hc);
 
 /* (Re)builds the credential headers; key_name is "Session_key" or "Access_token". Exchanges in
  * flight keep the list they started with. */
-int http_set_auth(struct http_transport *t, const struct secret *user_key, const char *key_name,
+int http_set_auth(struct http_client *hc, const struct secret *user_key, const char *key_name,
                   const struct secret *key);
+
+/* A transport for hc: its own one (own != 0), or one borrowed from the process pool. NULL when
+ * out of memory. A borrowed one goes back with http_give_back once nothing of it is held. */
+struct http_transport *http_take(struct http_client *hc, int own);
+void http_give_back(struct http_transport *t);
 
 struct http_call {
     enum http_method method;
@@ -111,14 +132,14 @@ struct http_call {
     CURLU *curlu;           /* the same URL parsed once (never for the login URL), or NULL */
     int url_is_scratch;     /* URL text changes between calls at the same address */
     int with_auth;          /* send the credential headers */
-    long timeout_ms;        /* 0: the configured timeout; else what is left of the call's */
+    long timeout_ms;        /* the whole exchange's limit */
     const char *body;
     size_t body_len;
 };
 
 /* Starts one exchange for owner. Returns it, or NULL with r filled (nothing was sent). */
-struct http_exchange *http_start(struct http_transport *t, const struct http_call *call, void *owner,
-                                 struct smsend_result *r);
+struct http_exchange *http_start(struct http_transport *t, struct http_client *hc, const struct http_call *call,
+                                 void *owner, struct smsend_result *r);
 /* After the exchange is done: on a transport failure fills r (error, message, retryable) and
  * returns -1; when an HTTP answer arrived sets r->status and r->body (a view of x->resp, valid
  * until http_release) and returns 0, leaving the interpretation of the status to the caller.
@@ -127,7 +148,8 @@ int http_finish(struct http_exchange *x, const struct secret *const *secrets, si
                 struct smsend_result *r);
 /* Stops an exchange still in flight; returns 1 when a byte of its request may have been written. */
 int http_abort(struct http_exchange *x);
-/* Gives the exchange back to its transport for reuse (wiping its answer). */
+/* Gives the exchange back to its transport for reuse (wiping its answer); from the thread that
+ * holds the transport. */
 void http_release(struct http_exchange *x);
 /* 1 when a byte of the exchange's request may have been written. */
 static inline int http_may_have_sent(const struct http_exchange *x) { return x->prereq_calls > 0; }

@@ -178,7 +178,7 @@ static int start(lua_State *L, enum lsm_op kind)
     if (lsm_read_request(L, kind, &q, &r) != 0)
         u->op = smsend_op_finished(c, &r);
     else
-        u->op = kind == OP_REQUEST ? smsend_op_request_pin(c, &q.rq) : smsend_op_verify_pin(c, &q.vq);
+        u->op = kind == OP_REQUEST ? smsend_op_request_pin(c, &q.rq, 1) : smsend_op_verify_pin(c, &q.vq, 1);
     lua_settop(L, 3);
     if (!u->op)
         return luaL_error(L, "smsend: out of memory starting a call");

@@ -3,6 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 #include "lsmsend.h"
+#include "smsend.h"
+
+void lsm_guard_register(lua_State *L); /* lguard.c */
 
 #define CACHE_MT "smsend.cache"
 #define CACHE_SLOTS 8 /* distinct configurations kept alive per Lua state */
@@ -234,7 +237,7 @@ static void push_internal(lua_State *L, int cache_index)
     lua_setfield(L, -2, "cached_client");
 }
 
-__attribute__((visibility("default"))) int luaopen_smsend(lua_State *L)
+SMSEND_EXPORT int luaopen_smsend(lua_State *L)
 {
     static const luaL_Reg cached_fns[] = {
         {"request_pin", l_request_pin},
@@ -263,5 +266,6 @@ __attribute__((visibility("default"))) int luaopen_smsend(lua_State *L)
     lua_setfield(L, -2, "_VERSION");
     luaL_setfuncs(L, lsm_sms_functions, 0);
     luaL_setfuncs(L, lsm_stats_functions, 0);
+    lsm_guard_register(L);
     return 1;
 }

@@ -206,6 +206,18 @@ function smsend.verify_pin(t) end
 ---@return string? message Why `s` cannot be a recipient.
 function smsend.normalize_recipient(s) end
 
+---The guard's store key for a number: "smsend:v1:" and 32 hex digits of HMAC-SHA-256 over the
+---normalised number, never the number itself; the same on every node with the same hash key. The
+---hash key is `options.guard_key`, else $SMSEND_GUARD_KEY, else it is derived from the user_key
+---(else the username) of `options` or of the SMSEND_* environment, so changing the user_key
+---changes every key. Used by smsend.resty for its lua_shared_dict; nil, message when `recipient`
+---is not a valid number. Raises when `recipient` is not a string or `options` not a table.
+---@param recipient string
+---@param options table? The options of the call (guard_key, user_key, username, ...).
+---@return string? key
+---@return string? message
+function smsend.guard_key(recipient, options) end
+
 ---SMS encoding of a text.
 ---@alias smsend.sms_encoding
 ---| "GSM-7" # Every character is in the GSM 03.38 basic or extension table.

@@ -5,7 +5,9 @@
 ---Runs smsend's module-level calls through an nginx thread pool (`ngx.run_worker_thread`) inside
 ---nginx, and calls the module directly elsewhere. Returns the same status tables; failures of the
 ---thread bridge (no such pool, a phase where nginx cannot wait, no free thread VM) come back as
----status tables too (`invalid_request` or `out_of_memory`), never as a silent block.
+---status tables too (`invalid_request`, `busy` or `out_of_memory`), never as a silent block. With a
+---`shared_dict`, request_pin first claims the number there for every worker of the nginx
+---(min_interval, pins_per_window, window, guard_fail): a refused claim is `cooldown` at once.
 ---@class smsend.resty
 ---@field DEFAULT_POOL string The pool name used when none is configured: "smsend".
 local resty = {}
@@ -17,6 +19,7 @@ local resty = {}
 ---Bridge settings of this Lua VM.
 ---@class smsend.resty.settings
 ---@field pool string The thread pool name, as in `thread_pool NAME threads=N;`.
+---@field shared_dict string|false The `lua_shared_dict NAME size;` that holds claims, or false (none, the default).
 
 ---Sends a PIN: `opts` is the one plain table of `require("smsend").request_pin` (request fields and
 ---`smsend.new` options; strings, numbers and booleans only, as they cross into a thread).
@@ -31,8 +34,9 @@ function resty.request_pin(opts, how) end
 ---@return smsend.status
 function resty.verify_pin(opts, how) end
 
----Sets the default thread pool of this Lua VM (call it in init_by_lua so every worker inherits it).
----Raises on an unknown setting or a pool that is not a non-empty string.
+---Sets the default thread pool and the claims dict of this Lua VM (call it in init_by_lua so every
+---worker inherits them). Raises on an unknown setting, a pool that is not a non-empty string, or a
+---shared_dict that is neither a non-empty string nor false.
 ---@param settings smsend.resty.settings
 ---@return smsend.resty.settings previous
 function resty.configure(settings) end

@@ -1,6 +1,6 @@
 -- config.lua — configuration script of the embedding host (host.c), run once at startup.
--- The host has linked smsend in and registered it with luaL_requiref, so this `require` finds it
--- in package.loaded: no smsend.so is searched for or loaded. The host also provides ask(prompt),
+-- The host has linked smsend in and registered it (luaL_requiref, or package.preload on LuaJIT),
+-- so this `require` finds it without searching package.cpath: no smsend.so is loaded. The host also provides ask(prompt),
 -- which reads a line from the console, and calls guard(action, phone) before each admin command.
 local smsend = require "smsend"
 

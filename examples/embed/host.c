@@ -1,12 +1,15 @@
-/* host.c — a program that embeds Lua 5.4 the way game and server programs do, with the smsend
- * module linked in from build/libsmsend.a instead of loaded from a .so at run time.
+/* host.c — a program that embeds Lua the way game and server programs do, with the smsend module
+ * linked in from a static library instead of loaded from a .so at run time. The same file builds
+ * against Lua 5.4 (build/libsmsend.a) and LuaJIT (build/luajit/libsmsend.a).
  *
- *   make -C examples/embed                  (builds ../../build/libsmsend.a first when needed)
+ *   make -C examples/embed          (builds the static libraries first when needed)
  *   export SMSEND_USER_KEY=... SMSEND_ACCESS_TOKEN=...
  *   build/embed/host examples/embed/config.lua wipe_world "+39 347 123 4567"
+ *   build/embed/host-luajit examples/embed/config.lua wipe_world "+39 347 123 4567"
  *
- * The host creates a Lua state, opens the standard libraries, registers smsend with luaL_requiref
- * (so `require "smsend"` finds it in package.loaded without searching package.cpath), gives the
+ * The host creates a Lua state, opens the standard libraries, registers smsend (luaL_requiref on
+ * Lua 5.2+, package.preload on Lua 5.1/LuaJIT, which have no luaL_requiref), so that
+ * `require "smsend"` finds the linked-in module without searching package.cpath, gives the
  * scripts an ask(prompt) function that reads the console, and runs the configuration script. For
  * an admin command it calls the script's guard(action, phone) and performs the command only when
  * guard returns true. Exit status: 0 performed, 1 refused, 2 usage or script error.
@@ -18,7 +21,7 @@
 #include <lua.h>
 #include <lualib.h>
 
-int luaopen_smsend(lua_State *L); /* the only symbol libsmsend.a exports */
+#include "smsend.h" /* luaopen_smsend: the only symbol the static library exports */
 
 /* memset that the compiler may not drop as a dead store. */
 static void wipe(void *p, size_t n) {
@@ -83,8 +86,18 @@ int main(int argc, char **argv) {
         return 2;
     }
     luaL_openlibs(L);
+#if LUA_VERSION_NUM >= 502
     luaL_requiref(L, "smsend", luaopen_smsend, 0); /* package.loaded.smsend; 0 = no global */
     lua_pop(L, 1);
+#else
+    /* The first require "smsend" runs this loader, as it would one found on package.cpath, and
+     * sets package.loaded.smsend; no global is made. */
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, luaopen_smsend);
+    lua_setfield(L, -2, "smsend");
+    lua_pop(L, 2);
+#endif
     lua_register(L, "ask", l_ask);
 
     /* Run the configuration once, as at server start: it defines guard(action, phone). */
@@ -95,7 +108,8 @@ int main(int argc, char **argv) {
     }
 
     /* An admin typed a command: ask the configuration. Errors count as a refusal. */
-    if (lua_getglobal(L, "guard") != LUA_TFUNCTION) {
+    lua_getglobal(L, "guard"); /* returns the type only from Lua 5.3 on */
+    if (lua_type(L, -1) != LUA_TFUNCTION) {
         fputs("host: the configuration defines no guard(action, phone)\n", stderr);
         lua_close(L);
         return 2;

@@ -23,19 +23,41 @@
 --                                                    same nginx cannot succeed (a deployment or
 --                                                    programming error, like a bad option); `field`
 --                                                    is "pool" for a missing pool
---   no free thread VM (lua_worker_thread_vm_pool_size), the pool's queue is full (max_queue), no
---   memory for the task                           -> error "out_of_memory", retryable = true:
---                                                    nothing was sent, and load may go down
+--   no free thread VM (lua_worker_thread_vm_pool_size), the pool's queue is full (max_queue)
+--                                                 -> error "busy", retryable = true: nothing was
+--                                                    sent; try again when the load goes down
+--   no memory for the task                        -> error "out_of_memory", retryable = true
 --   a Lua error inside the thread (after the checks here, so most likely memory)
 --                                                 -> error "out_of_memory", retryable = false: the
 --                                                    request may have reached the gateway
+-- nginx gives these only as text (ngx.run_worker_thread returns false, message), so the fixed
+-- messages of lua-nginx-module (0.10.23 to today) are compared whole.
 -- `elapsed` of a call that ran is the time in the thread, without the wait in the pool's queue.
 -- Like require("smsend"), misuse raises: opts that is not a table, a pool name that is not a string.
+--
+-- Claims for all workers of one nginx: with `lua_shared_dict smsend 1m;` in the http block and
+-- resty.configure{ shared_dict = "smsend" } (in init_by_lua), a request_pin with min_interval
+-- and/or pins_per_window (window, default 600 s) first claims the number in that dict, in the
+-- event loop: shdict:add of "<key>:c" for min_interval seconds, and shdict:incr of "<key>:w"
+-- (created with the window as its ttl) for pins_per_window, both undone when refused. <key> is
+-- smsend.guard_key(recipient, opts): a keyed hash, never the number. A refused claim is the
+-- "cooldown" status table at once (retry_after = seconds until it frees), without taking a
+-- thread; the thread then runs with min_interval = 0 (the dict has claimed already). The claim is
+-- given back when the call certainly sent nothing (retryable = true, invalid_request,
+-- country_not_allowed). When the dict fails (no memory): guard_fail = "closed" (the default) is
+-- error "guard_unavailable", retryable = true; "open" sends anyway and says so in `message`.
+-- With guard = "redis://..." the dict is skipped: the claim is made in C, in the thread.
+--
+-- Sizing: threads per pool ~ PIN requests per second x gateway latency (s) / workers;
+-- lua_worker_thread_vm_pool_size >= the peak of calls in flight per worker (else "busy"). Keep
+-- max_queue at its default (65536): lua-nginx-module before 0.10.32 (Debian 12 has 0.10.23) may
+-- abort the worker right after a task finds the queue full.
 
 local M = {}
 
 local DEFAULT_POOL = "smsend"
 local pool = DEFAULT_POOL
+local dict_name -- lua_shared_dict for claims (resty.configure{ shared_dict = ... }), nil = none
 
 -- ngx.get_phase() values where ngx.run_worker_thread may yield (lua-nginx-module's
 -- NGX_HTTP_LUA_CONTEXT_YIELDABLE); everything else is refused rather than blocked.
@@ -49,7 +71,9 @@ local YIELDABLE = {
 -- metatable, and a cycle without end), but smsend accepts none, so one is refused here already.
 local CROSSES = { string = true, number = true, boolean = true }
 
-local smsend -- loaded on the first direct call: inside nginx the worker VM never needs it
+-- Loaded on the first direct call; inside nginx the worker VM needs it only for guard_key (pure
+-- computation, nothing that blocks).
+local smsend
 
 local function direct(op, opts)
   smsend = smsend or require "smsend"
@@ -73,36 +97,34 @@ local function failure(code, message, retryable, started, field)
   }
 end
 
--- Maps the `false, message` of ngx.run_worker_thread (lua-nginx-module 0.10.23 wording; later
--- versions are matched loosely) to a status table.
+-- Maps the `false, message` of ngx.run_worker_thread to a status table. The fixed messages of
+-- lua-nginx-module are compared whole; the others come from require in the thread VM.
 local function bridge_failure(msg, pool_name, started, raised)
   msg = tostring(msg)
-  if msg:find("thread pool", 1, true) and msg:find("not found", 1, true)
-      or msg:find("thread_pool not found", 1, true) then
+  if msg == ("thread pool %s not found"):format(pool_name) then
     return failure("invalid_request",
       ("nginx has no thread pool '%s' (add to the main context of nginx.conf: thread_pool %s threads=16;)")
         :format(pool_name, pool_name), false, started, "pool")
   end
-  if msg:find("no available Lua vm", 1, true) then
-    return failure("out_of_memory",
+  if msg == "no available Lua vm" then
+    return failure("busy",
       "every worker-thread Lua VM of this nginx worker is busy (raise lua_worker_thread_vm_pool_size): "
         .. msg, true, started)
   end
-  if msg:find("task_post", 1, true) then
-    return failure("out_of_memory",
+  if msg == "ngx_thread_task_post failed" then
+    return failure("busy",
       ("the queue of thread pool '%s' is full (raise max_queue= of its thread_pool line): %s")
         :format(pool_name, msg), true, started)
   end
   if msg == "no memory" then
     return failure("out_of_memory", "nginx is out of memory for a worker-thread task", true, started)
   end
-  if msg:find("module 'smsend'", 1, true) or msg:find("smsend: libcurl", 1, true)
-      or msg:find("invalid lua module", 1, true) or msg:find("invalid function", 1, true)
-      or msg:find("loop or previous error", 1, true) then
+  if msg == "invalid lua module" or msg == "invalid function" or msg:find("module 'smsend'", 1, true)
+      or msg:find("smsend: libcurl", 1, true) or msg:find("loop or previous error", 1, true) then
     return failure("invalid_request",
       "the worker thread could not load smsend (is it on lua_package_cpath?): " .. msg, false, started)
   end
-  if msg:find("unsupported", 1, true) or msg:find("argument", 1, true) then
+  if msg:find(" in the argument$") then
     return failure("invalid_request", "the request cannot be passed to a worker thread: " .. msg,
       false, started)
   end
@@ -111,6 +133,107 @@ local function bridge_failure(msg, pool_name, started, raised)
   end
   return failure("out_of_memory",
     "the worker thread failed; the request may have reached the gateway: " .. msg, false, started)
+end
+
+-- Claims in the shared dict ------------------------------------------------------------------
+
+-- Codes that say the call certainly sent nothing, beside retryable = true.
+local NOTHING_SENT = { invalid_request = true, country_not_allowed = true }
+
+local claim_seq = 0
+
+local function positive(v)
+  v = tonumber(v)
+  return v and v > 0 and v or nil
+end
+
+local function dict_ttl(dict, key)
+  local ttl = dict:ttl(key)
+  return ttl and ttl > 0 and ttl or nil
+end
+
+-- Undoes what a claim holds: the cooldown entry only while it still carries our token.
+local function dict_release(dict, c)
+  if c.token and dict:get(c.key .. ":c") == c.token then dict:delete(c.key .. ":c") end
+  if c.counted then dict:incr(c.key .. ":w", -1) end
+end
+
+-- One attempt: → claim table | nil, seconds to wait | nil, nil, error from the dict.
+local function dict_try(dict, key, interval, limit, window)
+  local c = { key = key }
+  local wait = 0
+  if interval then
+    claim_seq = claim_seq + 1
+    local token = ("%d:%d:%.6f"):format(ngx.worker.pid(), claim_seq, ngx.now())
+    local ok, err = dict:add(key .. ":c", token, interval)
+    if ok then
+      c.token = token
+    elseif err == "exists" then
+      wait = dict_ttl(dict, key .. ":c")
+      if not wait then return nil, 0 end -- it expired just now: try again
+    else
+      return nil, nil, err
+    end
+  end
+  if limit then
+    local n, err = dict:incr(key .. ":w", 1, 0, window)
+    if not n then
+      dict_release(dict, c)
+      return nil, nil, err
+    end
+    c.counted = true
+    if n > limit then wait = math.max(wait, dict_ttl(dict, key .. ":w") or window) end
+  end
+  if wait > 0 then
+    dict_release(dict, c)
+    return nil, wait
+  end
+  return c
+end
+
+local function refused(opts, interval, limit, wait, started)
+  local st = failure("cooldown", interval and not limit
+    and ("a PIN was requested for this recipient less than %g seconds ago"):format(interval)
+    or ("this recipient had its PINs for now (min_interval %g s, at most %s per %g s)")
+      :format(interval or 0, tostring(limit or "-"), positive(opts.window) or 600), false, started)
+  st.retry_after = math.ceil(wait)
+  return st
+end
+
+-- The guard options the dict path reads (the thread never sees them): nil or a status table.
+local function check_guard_opts(opts, started)
+  local function bad(name, what)
+    return failure("invalid_request", ("%s must be %s"):format(name, what), false, started, name)
+  end
+  local function number(v) return type(v) == "number" and v == v and v > -math.huge and v < math.huge end
+  local v = opts.min_interval
+  if v ~= nil and not (number(v) and v >= 0) then return bad("min_interval", "a number of seconds >= 0") end
+  v = opts.pins_per_window
+  if v ~= nil and not (number(v) and v >= 0 and v == math.floor(v)) then
+    return bad("pins_per_window", "a whole number >= 0")
+  end
+  v = opts.window
+  if v ~= nil and not (number(v) and v > 0) then return bad("window", "a number of seconds > 0") end
+  v = opts.guard_fail
+  if v ~= nil and v ~= "closed" and v ~= "open" then return bad("guard_fail", '"closed" or "open"') end
+end
+
+-- → claim | nil, status table (refused or unavailable) | false, note (guard_fail = "open").
+local function dict_claim(dict, opts, started)
+  local st = check_guard_opts(opts, started)
+  if st then return nil, st end
+  local interval, limit = positive(opts.min_interval), positive(opts.pins_per_window)
+  if not interval and not limit then return nil end
+  local key = smsend.guard_key(opts.recipient, opts)
+  if not key then return nil end -- not a number: the module's own check in the thread says why
+  local window = positive(opts.window) or 600
+  local c, wait, err = dict_try(dict, key, interval, limit, window)
+  if not c and wait == 0 then c, wait, err = dict_try(dict, key, interval, limit, window) end
+  if c then return c end
+  if wait and wait > 0 then return nil, refused(opts, interval, limit, wait, started) end
+  local why = ("the lua_shared_dict '%s' failed to claim the number: %s"):format(dict_name, tostring(err))
+  if opts.guard_fail == "open" then return false, why end
+  return nil, failure("guard_unavailable", why, true, started)
 end
 
 local function call(op, opts, how)
@@ -164,17 +287,47 @@ local function call(op, opts, how)
     end
   end
 
+  -- The claim in the shared dict, before any thread is taken.
+  local dict, claim, note, thread_opts = nil, nil, nil, opts
+  if op == "request_pin" and dict_name
+      and not (type(opts.guard) == "string" and opts.guard:sub(1, 8) == "redis://") then
+    dict = ngx.shared[dict_name]
+    if not dict then
+      return failure("invalid_request",
+        ("nginx has no lua_shared_dict '%s' (add to the http block of nginx.conf: lua_shared_dict %s 1m;)")
+          :format(dict_name, dict_name), false, started, "shared_dict")
+    end
+    smsend = smsend or require "smsend"
+    local c, st = dict_claim(dict, opts, started)
+    if c == nil and st then return st end
+    if c ~= nil then
+      claim, note = c or nil, c == false and st or nil
+      -- the dict has claimed (or guard_fail = "open" let it through): the thread must not again
+      thread_opts = {}
+      for k, v in pairs(opts) do thread_opts[k] = v end
+      if thread_opts.min_interval ~= nil then thread_opts.min_interval = 0 end
+      thread_opts.pins_per_window, thread_opts.window, thread_opts.guard_fail = nil, nil, nil
+    end
+  end
+
   -- ngx.run_worker_thread raises only before it posts the task (e.g. a phase it refuses), and
   -- returns false, message for everything else.
-  local okcall, ok, status = pcall(run, pool_name, "smsend", op, opts)
+  local status
+  local okcall, ok, res = pcall(run, pool_name, "smsend", op, thread_opts)
   if not okcall then
-    return bridge_failure(ok, pool_name, started, true)
+    status = bridge_failure(ok, pool_name, started, true)
+  elseif not ok then
+    status = bridge_failure(res, pool_name, started)
+  elseif type(res) ~= "table" then
+    status = failure("out_of_memory", "the worker thread returned no status table", false, started)
+  else
+    status = res
   end
-  if not ok then
-    return bridge_failure(status, pool_name, started)
+  if claim and (status.retryable == true or NOTHING_SENT[status.error]) then
+    dict_release(dict, claim)
   end
-  if type(status) ~= "table" then
-    return failure("out_of_memory", "the worker thread returned no status table", false, started)
+  if note then
+    status.message = ("%s (%s; sent without a claim: guard_fail = \"open\")"):format(tostring(status.message), note)
   end
   return status
 end
@@ -189,26 +342,35 @@ function M.verify_pin(opts, how)
   return call("verify_pin", opts, how)
 end
 
---- resty.configure{ pool = "name" }: the default thread pool of this Lua VM (set it in init_by_lua
---- and every worker inherits it). Returns the previous settings.
+--- resty.configure{ pool = "name", shared_dict = "name" | false }: the default thread pool of this
+--- Lua VM, and the lua_shared_dict that holds claims for every worker (false: none, the default).
+--- Set them in init_by_lua and every worker inherits them. Returns the previous settings.
 function M.configure(settings)
   if type(settings) ~= "table" then
     error("bad argument #1 to 'configure' (table expected, got " .. type(settings) .. ")", 2)
   end
-  local old = { pool = pool }
+  local old = M.settings()
   for k, v in pairs(settings) do
-    if k ~= "pool" then error("smsend.resty.configure: unknown setting '" .. tostring(k) .. "'", 2) end
-    if type(v) ~= "string" or v == "" then
-      error("smsend.resty.configure: pool must be a non-empty string", 2)
+    if k == "pool" then
+      if type(v) ~= "string" or v == "" then
+        error("smsend.resty.configure: pool must be a non-empty string", 2)
+      end
+    elseif k == "shared_dict" then
+      if v ~= false and (type(v) ~= "string" or v == "") then
+        error("smsend.resty.configure: shared_dict must be a non-empty string or false", 2)
+      end
+    else
+      error("smsend.resty.configure: unknown setting '" .. tostring(k) .. "'", 2)
     end
   end
   if settings.pool then pool = settings.pool end
+  if settings.shared_dict ~= nil then dict_name = settings.shared_dict or nil end
   return old
 end
 
---- The current settings ({ pool = ... }).
+--- The current settings ({ pool = ..., shared_dict = ... or false }).
 function M.settings()
-  return { pool = pool }
+  return { pool = pool, shared_dict = dict_name or false }
 end
 
 M.DEFAULT_POOL = DEFAULT_POOL

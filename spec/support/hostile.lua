@@ -259,7 +259,12 @@ local function serve(cfg_file)
   -- An abortive close: SO_LINGER 0, so close() sends RST. With TLS the fd is closed behind luasec's
   -- back (so no close_notify goes out first); luasec's own close right after then only meets a closed
   -- fd number (nothing can have reused it in between: one thread, no call in between).
+  local open_conns = {} -- connections not closed yet: a spec's reset closes them all
+
   local function reset(conn)
+    if conn.dead then return end
+    conn.dead = true
+    open_conns[conn] = nil
     forget(conn.sock)
     if conn.tls then
       local helper = socket.tcp()
@@ -276,6 +281,9 @@ local function serve(cfg_file)
   end
 
   local function close(conn, why)
+    if conn.dead then return end
+    conn.dead = true
+    open_conns[conn] = nil
     forget(conn.sock)
     conn.sock:close()
     record{ type = "closed", conn = conn.id, why = why }
@@ -315,6 +323,8 @@ local function serve(cfg_file)
       end
       if not done then
         done = true
+        conn.dead = true
+        open_conns[conn] = nil
         forget(up)
         forget(conn.sock)
         up:close()
@@ -333,6 +343,7 @@ local function serve(cfg_file)
     raw:setoption("tcp-nodelay", true)
     record{ type = "conn", conn = conn.id }
     conn.sock = raw
+    open_conns[conn] = true
     if ctx then
       conn.sock = assert(ssl.wrap(raw, ctx))
       conn.sock:settimeout(0)
@@ -382,6 +393,9 @@ local function serve(cfg_file)
   end
   function commands.events() return { ok = true, events = events } end
   function commands.reset()
+    -- Connections kept alive from an earlier test are closed (FIN), so a client sees them stale
+    -- before it writes: every test starts with no connection and no pending reset_after.
+    for conn in pairs(open_conns) do close(conn, "spec reset") end
     events = {}
     state.default, state.queue = nil, {}
     if not listener then listen(cfg.port) end

@@ -31,6 +31,30 @@ local function tail(s, n)
   return table.concat(lines, "\n", math.max(1, #lines - (n or 20) + 1))
 end
 
+-- A module every started nginx has on its lua_package_path as "spec_nginx": what test handlers
+-- need to talk JSON with the spec (Content-Length bodies, for the spec's keep-alive clients).
+M.NGINX_HELPERS = [==[
+local cjson = require "cjson"
+local M = {}
+
+-- Answers with t as JSON (or with t itself when it is a string already).
+function M.reply(t)
+  local s = type(t) == "string" and t or cjson.encode(t)
+  ngx.header.content_type = "application/json"
+  ngx.header.content_length = #s
+  ngx.print(s)
+end
+
+-- The request body decoded from JSON ({} when there is none).
+function M.body()
+  ngx.req.read_body()
+  local data = ngx.req.get_body_data()
+  return data and cjson.decode(data) or {}
+end
+
+return M
+]==]
+
 local function free_port()
   local s = assert(socket.tcp())
   assert(s:bind("127.0.0.1", 0))
@@ -218,7 +242,8 @@ end
 -- The generated configuration. opts: workers, thread_pools = { name = threads, ... }, main, http,
 -- server (raw lines for those contexts), init (Lua for init_by_lua, after requiring smsend and
 -- smsend.resty), init_worker (Lua), env (its names are passed on to the workers),
--- lua_files = { ["name.lua"] = text } (written to <dir>/lua, which is on lua_package_path),
+-- lua_files = { ["name.lua"] = text } (written to <dir>/lua, which is on lua_package_path, beside
+-- spec_nginx.lua: M.NGINX_HELPERS),
 -- access_log = false.
 local function generated_conf(o, ng, nginx)
   local d = ng.dir
@@ -304,6 +329,7 @@ function M.start(opts)
   local nginx = sandbox.find_nginx()
   local dir = helpers.tmpdir("smsend-openresty")
   assert(run("mkdir -p " .. shq(dir .. "/logs") .. " " .. shq(dir .. "/lua")))
+  write_file(dir .. "/lua/spec_nginx.lua", M.NGINX_HELPERS)
   for name, text in pairs(o.lua_files or {}) do write_file(dir .. "/lua/" .. name, text) end
   local ng = setmetatable({
     dir = dir,

@@ -81,20 +81,13 @@ function M.open_sockets_to(port)
   return n
 end
 
--- Logs in on the sandbox with plain HTTP; returns { user_key =, session_key = } or nil, status.
-function M.login(sb, username, password, path)
-  local http = require "socket.http"
-  local ltn12 = require "ltn12"
-  local function enc(s) return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end)) end
-  local chunks = {}
-  local _, status = http.request{
-    url = sb.base_url .. (path or "login") .. "?username=" .. enc(username) .. "&password=" .. enc(password),
-    sink = ltn12.sink.table(chunks),
-  }
-  if status ~= 200 then return nil, status end
-  local body = table.concat(chunks)
-  local k, s = body:match("^([^;]+);([^;\r\n]+)")
-  return { user_key = k, session_key = s }
+-- The packaging specs (rock, install, types, exports) run once per `make check`: .ci/check-suite
+-- sets SMSEND_PACKAGING=1 for them. Anywhere else this registers one pending test and returns
+-- true, and the spec file returns at once.
+function M.skip_unless_packaging(what)
+  if os.getenv("SMSEND_PACKAGING") == "1" then return false end
+  require("busted").pending(what .. ": a packaging spec, run once per make check (SMSEND_PACKAGING=1)")
+  return true
 end
 
 -- Runs a shell command; returns whether it succeeded and its output (stdout and stderr).
