@@ -361,3 +361,41 @@ describe("the docs' tables", function()
     end
   end)
 end)
+
+describe("the guard options", function()
+  local helpers = require "spec.support.helpers"
+  local sb = helpers.sandbox_fixture({ tls = false }, { reset_each = true })
+
+  local function client(extra)
+    local t = { user_key = "SBXUSER", access_token = "SBXTOKEN", base_url = sb.base_url }
+    for k, v in pairs(extra) do t[k] = v end
+    return assert(smsend.new(t))
+  end
+
+  -- numbers of this spec's own: the process store's claims outlive a client
+  it("pins_per_window and window reach the guard", function()
+    local c = client{ pins_per_window = 2, window = 60 }
+    assert.is_true(c:request_pin{ recipient = "+393470006301" }.ok)
+    assert.is_true(c:request_pin{ recipient = "+393470006301" }.ok)
+    local st = c:request_pin{ recipient = "+393470006301" }
+    assert.equal("cooldown", st.error)
+    assert.is_true(st.retry_after > 0 and st.retry_after <= 60)
+    assert.equal(2, #sb:requests())
+    c:close()
+  end)
+
+  it("guard and guard_fail reach the guard: an unreachable store refuses, or sends when told to", function()
+    local store = "redis://127.0.0.1:" .. util.closed_port()
+    local closed = client{ min_interval = 30, guard = store, connect_timeout = 1 }
+    local st = closed:request_pin{ recipient = "+393470006302" }
+    assert.equal("guard_unavailable", st.error)
+    assert.is_true(st.retryable)
+    assert.equal(0, #sb:requests())
+    local open = client{ min_interval = 30, guard = store, guard_fail = "open", connect_timeout = 1 }
+    st = open:request_pin{ recipient = "+393470006302" }
+    assert.is_true(st.ok, st.message)
+    assert.equal(1, #sb:requests())
+    closed:close()
+    open:close()
+  end)
+end)

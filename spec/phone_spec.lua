@@ -101,12 +101,13 @@ describe("the phone rule", function()
   end)
 
   it("keys the cooldown by the normalised number: +39..., 0039... are one recipient", function()
+    -- numbers of this spec's own: claims are process-wide and outlive the client
     local c = assert(smsend.new(opts{ min_interval = 30 }))
-    assert.is_true(c:request_pin{ recipient = "00393471234567" }.ok)
-    local st = c:request_pin{ recipient = "+393471234567" }
+    assert.is_true(c:request_pin{ recipient = "00393470006101" }.ok)
+    local st = c:request_pin{ recipient = "+393470006101" }
     assert.equal("cooldown", st.error)
-    assert.equal("cooldown", c:request_pin{ recipient = "00393471234567" }.error)
-    assert.is_true(c:request_pin{ recipient = "+393471234568" }.ok)
+    assert.equal("cooldown", c:request_pin{ recipient = "00393470006101" }.error)
+    assert.is_true(c:request_pin{ recipient = "+393470006102" }.ok)
     assert.equal(2, #sb:requests())
     c:close()
   end)

@@ -8,7 +8,7 @@ local smsend = require "smsend"
 local helpers = require "spec.support.helpers"
 
 local UK, TOK = "SBXUSER", "SBXTOKEN"
-local RCPT = "+393471234567"
+local RCPT = "+393470006201" -- this spec's own: the guard's claims are process-wide
 
 -- What changed between two smsend.stats() tables, as "op.outcome" = n (non-zero only).
 local function delta(a, b)
@@ -91,7 +91,8 @@ describe("smsend.stats and smsend.metrics", function()
     assert.equal(s.cooldown_refusals, seen.smsend_cooldown_refusals_total)
     assert.equal(s.gateway_seconds.count, seen.smsend_gateway_seconds_count)
     assert.equal(s.gateway_seconds.count, seen['smsend_gateway_seconds_bucket{le="+Inf"}'])
-    assert.is_nil(text:find("3471234567", 1, true))
+    assert.is_nil(text:find(RCPT:sub(2), 1, true))
+    assert.is_nil(text:find(RCPT:sub(-7), 1, true))
     assert.is_nil(text:find(TOK, 1, true))
     assert.is_nil(text:find(UK, 1, true))
   end)

@@ -9,7 +9,7 @@
 #include <time.h>
 #include "answer.h"
 #include "client.h"
-#include "cooldown.h"
+#include "guard.h"
 #include "http.h"
 #include "json.h"
 #include "secret.h"
@@ -32,7 +32,8 @@ struct smsend_client {
     int key_is_token; /* header name for key: Access_token or Session_key */
     int can_login;
     enum auth_mode auth;
-    struct cooldown cooldown;
+    struct smsend_guard *guard;   /* claims per number (min_interval, pins_per_window), or NULL */
+    int guard_fail_open;          /* guard_fail = "open": send when the store cannot be reached */
     double timeout;   /* seconds, for the whole call */
     long timeout_ms;  /* the same, for the first exchange of a call */
     const struct secret *secrets[5];
@@ -45,6 +46,7 @@ struct smsend_client {
 };
 
 static void on_exchange_done(struct http_exchange *x, void *owner);
+static int client_open_guard(struct smsend_client *c, const struct client_config *cfg, char *err, size_t errlen);
 
 int client_global_init(void)
 {
@@ -91,7 +93,6 @@ static int build(struct smsend_client *c, const struct config_parsed *parsed)
 {
     const struct client_config *cfg = &c->config.cfg;
     size_t base_n = cfg->base_url.n;
-    cooldown_init(&c->cooldown, cfg->min_interval);
     c->countries = parsed->countries;
     c->auth = (enum auth_mode)cfg->auth;
     c->can_login = cfg->username.p != NULL;
@@ -154,6 +155,11 @@ struct smsend_client *client_create(const struct client_config *cfg, char *err, 
     if (secret_isset(&c->user_key) && secret_isset(&c->key) &&
         http_set_auth(&c->http, &c->user_key, c->key_is_token ? "Access_token" : "Session_key", &c->key))
         goto oom;
+    if (client_open_guard(c, cfg, err, errlen) != 0) {
+        snprintf(field, fieldlen, "%s", "guard");
+        client_destroy(c);
+        return NULL;
+    }
     return c;
 oom:
     client_destroy(c);
@@ -170,6 +176,32 @@ int client_has_config(const struct smsend_client *c, const struct client_config 
 int client_option_is(const struct smsend_client *c, int option, const struct client_config *cfg)
 {
     return config_option_equal(&c->config.cfg, cfg, option) && config_copy_owns(&c->config, option);
+}
+
+/* The guard for the client's PIN requests: none when no limit is set. Store keys are derived from
+ * the user_key, else the username (see guard.h). */
+static int client_open_guard(struct smsend_client *c, const struct client_config *cfg, char *err, size_t errlen)
+{
+    struct guard_config g;
+    memset(&g, 0, sizeof g);
+    c->guard_fail_open = cfg->guard_fail == GUARD_FAIL_OPEN;
+    g.min_interval = cfg->min_interval;
+    g.pins_per_window = (long)cfg->pins_per_window;
+    g.window = cfg->window;
+    g.url = c->config.cfg.guard.p;
+    g.url_n = c->config.cfg.guard.n;
+    g.key = c->config.cfg.guard_key.p;
+    g.key_n = c->config.cfg.guard_key.n;
+    if (secret_isset(&c->user_key)) {
+        g.derive = c->user_key.data;
+        g.derive_n = c->user_key.len;
+    } else {
+        g.derive = c->username.data;
+        g.derive_n = c->username.len;
+    }
+    g.connect_timeout_ms = to_ms(cfg->connect_timeout);
+    g.timeout_ms = to_ms(cfg->timeout);
+    return guard_open(&g, &c->guard, err, errlen);
 }
 
 /* ---- ops: every call, blocking or not, is one of these state machines ---- */
@@ -201,7 +233,8 @@ struct smsend_op {
     int renewed;                   /* the one renewal after a 401 was made */
     unsigned key_gen;              /* keys the call was last sent with */
     size_t rcpt_n;
-    char rcpt[24];                 /* PIN requests: the recipient, for the cooldown */
+    struct guard_claim claim;      /* PIN requests: the number's claim, given back if nothing was sent */
+    char guard_note[200];          /* guard_fail = "open" and the store was down: said in message */
 };
 
 static int have_keys(const struct smsend_client *c)
@@ -243,7 +276,6 @@ void smsend_op_free(struct smsend_op *op)
     op_unlink(op);
     secure_wipe(op->body.data, op->body.size);
     buf_reset(&op->body);
-    secure_wipe(op->rcpt, sizeof op->rcpt);
     if (c && !c->spare) {
         op->c = NULL;
         c->spare = op;
@@ -287,7 +319,8 @@ static struct smsend_op *op_new(struct smsend_client *c, enum op_kind kind, int 
     op->deadline = op->t0 + c->timeout;
     op->exchanges = op->fresh_login = op->renewed = 0;
     op->key_gen = 0;
-    op->rcpt_n = 0;
+    op->claim.held = 0;
+    op->guard_note[0] = 0;
     result_clear(&op->r);
     op->prev = NULL;
     op->next = c->ops;
@@ -311,11 +344,14 @@ static void op_done(struct smsend_op *op)
         op->r.body = (struct buf){0};
     op_detach_exchange(op);
     op->r.elapsed = http_now() - op->t0;
-    if (op->kind == OPK_REQUEST && op->rcpt_n && op->r.retryable && c)
-        /* The recipient was claimed when the op started. Every request that may have reached the
+    if (op->claim.held && c) {
+        /* The number was claimed before anything was sent. Every request that may have reached the
          * gateway keeps the claim, whatever error followed: only a call that certainly sent
          * nothing (retryable) gives it back. */
-        cooldown_release(&c->cooldown, op->rcpt, op->rcpt_n, op->t0);
+        if (op->r.retryable)
+            guard_release(c->guard, &op->claim);
+        secure_wipe(&op->claim, sizeof op->claim);
+    }
     if (op->kind == OPK_VERIFY) /* the body held the PIN the user typed */
         secure_wipe(op->body.data, op->body.len);
 }
@@ -462,7 +498,10 @@ static void read_answer(struct smsend_op *op, struct http_exchange *x)
     if (r->status != 200) {
         map_status(c, x, r);
     } else if (json_is_status_ok(r->body.data, r->body.len)) {
-        result_message(r, op->kind == OPK_REQUEST ? "PIN sent" : "PIN verified");
+        if (op->guard_note[0])
+            result_fail(r, SMSEND_OK, "PIN sent; %s", op->guard_note);
+        else
+            result_message(r, op->kind == OPK_REQUEST ? "PIN sent" : "PIN verified");
     } else if (json_read_status(r->body.data, r->body.len, &js) != 0 || !js.has_status) {
         result_fail(r, SMSEND_E_BAD_RESPONSE,
                     op->kind == OPK_REQUEST ? "HTTP 200 without {\"status\":\"OK\"}" : "HTTP 200 without a JSON status");
@@ -730,21 +769,42 @@ struct smsend_op *smsend_op_finished(struct smsend_client *c, const struct smsen
     return op;
 }
 
+/* Claims the op's number in the guard's store. 0 to go on (claimed, or the store is down and
+ * guard_fail is "open"), -1 with op->r filled (cooldown, guard_unavailable): nothing sent. */
+static int op_claim(struct smsend_op *op, const struct pin_request *q)
+{
+    struct smsend_client *c = op->c;
+    char e164[PHONE_E164_MAX + 1], msg[160];
+    size_t n = (size_t)phone_e164(q->recipient.p, q->recipient.n, e164); /* checked: > 0 */
+    double retry_after = 0;
+    msg[0] = 0;
+    switch (guard_claim(c->guard, e164, n, &op->claim, &retry_after, msg, sizeof msg)) {
+    case GUARD_GRANTED:
+        return 0;
+    case GUARD_REFUSED:
+        result_fail(&op->r, SMSEND_E_COOLDOWN,
+                    "this number was sent a PIN too recently (min_interval or pins_per_window); nothing was sent");
+        op->r.retry_after = ceil(retry_after);
+        return -1;
+    default:
+        if (c->guard_fail_open) {
+            snprintf(op->guard_note, sizeof op->guard_note, "the guard's store could not be reached (%s): sent unguarded",
+                     msg);
+            return 0;
+        }
+        result_fail(&op->r, SMSEND_E_GUARD_UNAVAILABLE, "the guard's store could not be reached, so nothing was sent: %s",
+                    msg);
+        op->r.retryable = 1;
+        return -1;
+    }
+}
+
 struct smsend_op *smsend_op_request_pin(struct smsend_client *c, const struct pin_request *q, int pollable)
 {
     struct smsend_op *op = op_new(c, OPK_REQUEST, pollable);
-    double left;
     if (!op)
         return NULL;
     if (fields_check_request(q, &op->r)) {
-        op_done(op);
-        return op;
-    }
-    left = cooldown_left(&c->cooldown, q->recipient.p, q->recipient.n, op->t0);
-    if (left > 0) {
-        result_fail(&op->r, SMSEND_E_COOLDOWN, "a PIN was requested for this recipient less than %g seconds ago",
-                    c->cooldown.interval);
-        op->r.retry_after = ceil(left);
         op_done(op);
         return op;
     }
@@ -754,14 +814,12 @@ struct smsend_op *smsend_op_request_pin(struct smsend_client *c, const struct pi
         op_done(op);
         return op;
     }
-    /* From here on the recipient counts for the cooldown unless the call certainly sent nothing;
-     * it is marked at the start: two ops in flight for one number cannot both pass. */
-    if (q->recipient.n <= sizeof op->rcpt) {
-        memcpy(op->rcpt, q->recipient.p, q->recipient.n);
-        op->rcpt_n = q->recipient.n;
+    /* The number is claimed before anything is sent: two calls for one number, in any Lua state,
+     * thread or machine sharing the store, cannot both pass. */
+    if (c->guard && op_claim(op, q) != 0) {
+        op_done(op);
+        return op;
     }
-    if (c->cooldown.interval > 0 && op->rcpt_n)
-        cooldown_mark(&c->cooldown, op->rcpt, op->rcpt_n, op->t0);
     op_set_call(op, HTTP_POST, c->url_request, &c->u_request);
     op_need_keys(op);
     return op;
@@ -1001,7 +1059,7 @@ void client_destroy(struct smsend_client *c)
     secret_clear(&c->username);
     secret_clear(&c->password);
     secret_clear(&c->proxy);
-    cooldown_free(&c->cooldown);
+    guard_close(c->guard);
     free(c->base_url);
     free(c->url_request);
     free(c->url_verify);

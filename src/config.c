@@ -189,7 +189,7 @@ static const char *check_guard(const char *p, size_t n)
         return NULL;
     if ((why = check_chars(p, n, 1)) != NULL)
         return why;
-    if (n < 8 || strncasecmp(p, "redis://", 8) != 0)
+    if (n < 8 || memcmp(p, "redis://", 8) != 0) /* as guard.c reads it: lower case */
         return "must be \"process\" or redis://[:password@]host:port[/db]";
     for (end = start; end < n && p[end] != '/'; end++)
         ;
