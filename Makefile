@@ -24,7 +24,7 @@ LDFLAGS_MOD := -shared -pthread -lm
 # The binding files include lua.h; every other file in src/ is plain C.
 BIND_SRC = $(filter src/smsend.c src/lclient.c src/l%.c,$(wildcard src/*.c))
 CORE_SRC = $(filter-out $(BIND_SRC),$(wildcard src/*.c))
-HEADERS  = $(wildcard src/*.h include/*.h)
+HEADERS  = $(wildcard src/*.h src/*.def include/*.h)
 
 BUILD ?= build
 LUA54_SO  = $(BUILD)/lua5.4/smsend.so

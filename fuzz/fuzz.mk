@@ -14,14 +14,13 @@ FUZZ_CFLAGS  ?= -std=c11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_BINS     = $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_NAMES))
 
-# Only the sources each harness needs (none of them needs libcurl: answer.c includes
-# client.h, hence curl's headers, but calls nothing of it).
-FUZZ_SRC_json_read  = src/json.c src/buf.c src/secret.c
-FUZZ_SRC_json_write = src/json.c src/buf.c src/secret.c
-FUZZ_SRC_urlenc     = src/urlenc.c src/buf.c src/secret.c
-FUZZ_SRC_answer     = src/answer.c src/secret.c
-FUZZ_SRC_fields     = src/fields.c src/json.c src/result.c src/buf.c src/secret.c
-FUZZ_SRC_sms        = src/sms.c
+# Only the sources each harness needs (none of them needs libcurl).
+FUZZ_SRC_json_read  = src/json.c src/utf8.c src/buf.c src/secret.c
+FUZZ_SRC_json_write = src/json.c src/utf8.c src/buf.c src/secret.c
+FUZZ_SRC_urlenc     = src/urlenc.c src/buf.c src/secret.c src/utf8.c
+FUZZ_SRC_answer     = src/answer.c src/secret.c src/utf8.c
+FUZZ_SRC_fields     = src/fields.c src/phone.c src/utf8.c src/json.c src/result.c src/buf.c src/secret.c
+FUZZ_SRC_sms        = src/sms.c src/phone.c src/utf8.c
 
 .PHONY: fuzz-deps fuzz-build fuzz fuzz-ci fuzz-one fuzz-clean
 

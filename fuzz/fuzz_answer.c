@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "answer.h"
-#include "client.h"
+#include "secret.h"
 #include "fuzz_util.h"
 
 static int trailing_ws(unsigned char c)

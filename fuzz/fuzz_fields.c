@@ -39,7 +39,7 @@ static int ref_recipient(const char *p, size_t n)
         skip = 1;
     else if (n >= 2 && p[0] == '0' && p[1] == '0')
         skip = 2;
-    return skip && n - skip >= 6 && n - skip <= 15 && all_digits(p + skip, n - skip);
+    return skip && n - skip >= 6 && n - skip <= 15 && all_digits(p + skip, n - skip) && p[skip] != '0';
 }
 
 static int ref_sender(const char *p, size_t n)

@@ -1,5 +1,5 @@
-/* fuzz_sms.c — recipient normalisation and SMS segment counting (src/sms.c) on arbitrary bytes.
- * The whole input goes to both sms_normalize_recipient and sms_count.
+/* fuzz_sms.c — recipient normalisation and SMS segment counting (src/phone.c, src/sms.c) on arbitrary bytes.
+ * The whole input goes to both phone_normalize (smsend.normalize_recipient) and sms_count.
  *
  * normalize: compared with a reference rule written out below (three separate passes instead of
  * one scan); an accepted result matches ^\+[1-9][0-9]{5,14}$, is NUL-terminated inside its
@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "fuzz_util.h"
+#include "phone.h"
 #include "sms.h"
 
 /* ---- reference: recipients ---- */
@@ -107,24 +108,24 @@ static int canonical(const char *s)
     return 1;
 }
 
-/* Calls the real function with a heap out buffer of exactly SMS_RECIPIENT_MAX + 1 bytes
+/* Calls the real function with a heap out buffer of exactly PHONE_E164_MAX + 1 bytes
  * (pre-filled with junk) and checks what is common to every call. */
-static int run_normalize(const char *p, size_t n, char res[SMS_RECIPIENT_MAX + 1])
+static int run_normalize(const char *p, size_t n, char res[PHONE_E164_MAX + 1])
 {
-    char *out = malloc(SMS_RECIPIENT_MAX + 1);
+    char *out = malloc(PHONE_E164_MAX + 1);
     char *in = fuzz_dup(p, n);
     char err[256];
     char *tiny = malloc(1);
-    char out2[SMS_RECIPIENT_MAX + 1];
+    char out2[PHONE_E164_MAX + 1];
     int rc, rc2, rc3;
     if (!out || !tiny)
         abort();
 
-    memset(out, 0xAA, SMS_RECIPIENT_MAX + 1);
+    memset(out, 0xAA, PHONE_E164_MAX + 1);
     memset(err, 0xAA, sizeof err);
-    rc = sms_normalize_recipient(in, n, out, err, sizeof err);
-    FUZZ_ASSERT(rc == -1 || (rc >= 7 && rc <= SMS_RECIPIENT_MAX));
-    FUZZ_ASSERT(memchr(out, 0, SMS_RECIPIENT_MAX + 1) != NULL);
+    rc = phone_normalize(in, n, out, err, sizeof err);
+    FUZZ_ASSERT(rc == -1 || (rc >= 7 && rc <= PHONE_E164_MAX));
+    FUZZ_ASSERT(memchr(out, 0, PHONE_E164_MAX + 1) != NULL);
     if (rc > 0) {
         FUZZ_ASSERT(strlen(out) == (size_t)rc);
         FUZZ_ASSERT(canonical(out));
@@ -134,16 +135,16 @@ static int run_normalize(const char *p, size_t n, char res[SMS_RECIPIENT_MAX + 1
     }
 
     /* no error buffer, and a one-byte one, change nothing */
-    rc2 = sms_normalize_recipient(in, n, out2, NULL, 0);
+    rc2 = phone_normalize(in, n, out2, NULL, 0);
     tiny[0] = 'x';
-    rc3 = sms_normalize_recipient(in, n, out2, tiny, 1);
+    rc3 = phone_normalize(in, n, out2, tiny, 1);
     FUZZ_ASSERT(rc2 == rc && rc3 == rc);
     FUZZ_ASSERT(tiny[0] == 0 || rc > 0);
     if (rc > 0)
         FUZZ_ASSERT(strcmp(out2, out) == 0);
 
-    memcpy(res, out, SMS_RECIPIENT_MAX + 1);
-    res[SMS_RECIPIENT_MAX] = 0;
+    memcpy(res, out, PHONE_E164_MAX + 1);
+    res[PHONE_E164_MAX] = 0;
     free(tiny);
     free(in);
     free(out);
@@ -152,7 +153,7 @@ static int run_normalize(const char *p, size_t n, char res[SMS_RECIPIENT_MAX + 1
 
 static void check_normalize(const uint8_t *data, size_t size)
 {
-    char out[SMS_RECIPIENT_MAX + 1], again[SMS_RECIPIENT_MAX + 1];
+    char out[PHONE_E164_MAX + 1], again[PHONE_E164_MAX + 1];
     char *want = malloc(size + 2);
     int rc, ref;
     size_t i, j;
@@ -178,7 +179,7 @@ static void check_normalize(const uint8_t *data, size_t size)
         FUZZ_ASSERT(strcmp(again, out) == 0);
         /* ... and so does its "00" spelling */
         {
-            char z[SMS_RECIPIENT_MAX + 2];
+            char z[PHONE_E164_MAX + 2];
             z[0] = '0';
             z[1] = '0';
             memcpy(z + 2, out + 1, (size_t)rc - 1);

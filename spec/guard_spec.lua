@@ -36,7 +36,7 @@ describe("the guard (C)", function()
     dir = helpers.tmpdir("smsend-guard")
     bin = dir .. "/test_guard"
     local src = { "spec/c/test_guard.c", "src/guard.c", "src/guard_redis.c", "src/sha256.c", "src/hash.c",
-      "src/secret.c" }
+      "src/secret.c", "src/utf8.c" }
     for i, f in ipairs(src) do src[i] = shq(root .. "/" .. f) end
     local cmd = ("cc -std=c11 -O1 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -pthread -I%s -o %s %s "
       .. "$(pkg-config --cflags --libs hiredis) -lm 2>&1; echo \"rc=$?\""):format(shq(root .. "/src"), shq(bin),

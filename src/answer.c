@@ -2,7 +2,6 @@
  * Strict on purpose: anything but the documented shape is a bad_response, never a guess. */
 #include <string.h>
 #include "answer.h"
-#include "client.h"
 #include "secret.h"
 
 static size_t trim_end(const char *p, size_t n)

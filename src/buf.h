@@ -21,7 +21,6 @@ void buf_wipe_free(struct buf *b);
 /* Makes room for n more bytes plus a terminating NUL; 0 on success, -1 on failure. */
 int buf_reserve(struct buf *b, size_t n);
 int buf_append(struct buf *b, const void *p, size_t n);
-int buf_putc(struct buf *b, char c);
 int buf_puts(struct buf *b, const char *s);
 /* Keeps the allocation, forgets the contents. */
 static inline void buf_reset(struct buf *b) { b->len = 0; b->overflow = 0; if (b->data) b->data[0] = 0; }

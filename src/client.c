@@ -1,12 +1,11 @@
-/* client.c — configuration checks, credentials, lazy login with one renewal on 401, and the
- * interpretation of the gateway's answers for each call. The only place that decides whether
+/* client.c — a client built from a checked configuration (config.c), credentials, lazy login
+ * with one renewal on 401, and the interpretation of the gateway's answers for each call. The only place that decides whether
  * a call is retried: once, after a 401, and never for a PIN request whose body may have gone. */
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include "answer.h"
 #include "client.h"
@@ -14,7 +13,9 @@
 #include "http.h"
 #include "session.h"
 #include "json.h"
+#include "secret.h"
 #include "urlenc.h"
+#include "utf8.h"
 
 struct smsend_op;
 
@@ -27,7 +28,7 @@ struct smsend_client {
     CURLU *u_request, *u_verify, *u_check; /* the gateway URLs parsed once (never the login URL) */
     char *base_url; /* normalised: ends with '/' */
     char *url_request, *url_verify, *url_check;
-    char *login_path, *token_path;
+    const char *login_path, *token_path; /* in config */
     struct secret user_key, key, username, password;
     int key_is_token; /* header name for key: Access_token or Session_key */
     int can_login;
@@ -40,308 +41,32 @@ struct smsend_client {
     long timeout_ms;  /* the same, for the first exchange of a call */
     const struct secret *secrets[5];
     struct secret proxy; /* the proxy URL may hold a proxy password: kept out of messages */
+    /* The configuration the client was made from, in a private copy wiped at destroy: the
+     * module-level cache compares with it, and every option is read from it (guard, guard_fail,
+     * guard_key, pins_per_window, window, ...: config.cfg.<option>, strings NUL-terminated). */
+    struct config_copy config;
+    struct phone_countries countries; /* allowed_countries, parsed (restricted == 0: any) */
 };
 
 static void on_exchange_done(struct http_exchange *x, void *owner);
 static int client_open_guard(struct smsend_client *c, const struct client_config *cfg, char *err, size_t errlen);
 
-void client_config_defaults(struct client_config *cfg)
+int client_global_init(void)
 {
-    memset(cfg, 0, sizeof *cfg);
-    cfg->auth = AUTH_SESSION;
-    cfg->timeout = 10;
-    cfg->connect_timeout = 5;
+    return http_global_init();
 }
 
-static void from_env(struct field_str *f, const char *name)
-{
-    const char *v = getenv(name);
-    if (v && *v) {
-        f->p = v;
-        f->n = strlen(v);
-    }
-}
+/* ---- building a client from a checked configuration ---- */
 
-void client_config_from_env(struct client_config *cfg)
+static char *join(const char *a, size_t la, const char *b)
 {
-    if (!cfg->user_key.p && !cfg->access_token.p && !cfg->session_key.p && !cfg->username.p && !cfg->password.p) {
-        from_env(&cfg->user_key, "SMSEND_USER_KEY");
-        from_env(&cfg->access_token, "SMSEND_ACCESS_TOKEN");
-        from_env(&cfg->session_key, "SMSEND_SESSION_KEY");
-        from_env(&cfg->username, "SMSEND_USERNAME");
-        from_env(&cfg->password, "SMSEND_PASSWORD");
-    }
-    if (!cfg->base_url.p)
-        from_env(&cfg->base_url, "SMSEND_BASE_URL");
-}
-
-/* ---- configuration checks ---- */
-
-/* Only spellings that every URL parser, libcurl's included, reads as a loopback address: the
- * name localhost, [::1], and a dotted quad 127.a.b.c of plain decimal octets. Leading zeros
- * (octal to libcurl: 0127.0.0.1 is 87.0.0.1), hex, short forms (127.1) and single numbers are
- * refused, and so is anything libcurl would hand to a resolver. */
-static int is_loopback_host(const char *h, size_t n)
-{
-    int octets = 0, first = -1;
-    size_t i = 0;
-    if (n == 9 && strncasecmp(h, "localhost", 9) == 0)
-        return 1;
-    if (n == 5 && memcmp(h, "[::1]", 5) == 0)
-        return 1;
-    while (i < n) { /* dotted quad with 127 in front */
-        int v = 0, digits = 0;
-        size_t start = i;
-        while (i < n && h[i] >= '0' && h[i] <= '9' && digits < 4) {
-            v = v * 10 + (h[i++] - '0');
-            digits++;
-        }
-        if (!digits || v > 255 || (digits > 1 && h[start] == '0'))
-            return 0;
-        if (first < 0)
-            first = v;
-        octets++;
-        if (i == n)
-            break;
-        if (h[i++] != '.')
-            return 0;
-        if (i == n)
-            return 0;
-    }
-    return octets == 4 && first == 127;
-}
-
-/* Accepts https://host[:port][/path] and, for loopback hosts only, http://. */
-static const char *check_base_url(const char *p, size_t n, int *len_with_slash)
-{
-    size_t i, start, host_end, auth_end;
-    int https;
-    if (n == 0 || n > 2000)
-        return "base_url must be a URL of at most 2000 characters";
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c <= 0x20 || c == 0x7f)
-            return "base_url must not contain spaces or control characters";
-        if (c == '?' || c == '#')
-            return "base_url must not contain a query or fragment";
-    }
-    if (n > 8 && strncasecmp(p, "https://", 8) == 0) {
-        https = 1;
-        start = 8;
-    } else if (n > 7 && strncasecmp(p, "http://", 7) == 0) {
-        https = 0;
-        start = 7;
-    } else {
-        return "base_url must start with https:// (http:// only for loopback hosts)";
-    }
-    for (auth_end = start; auth_end < n && p[auth_end] != '/'; auth_end++)
-        if (p[auth_end] == '@')
-            return "base_url must not carry credentials; use the credential options";
-    if (p[start] == '[') {
-        for (host_end = start; host_end < auth_end && p[host_end] != ']'; host_end++)
-            ;
-        if (host_end == auth_end)
-            return "base_url has an unterminated [IPv6] host";
-        host_end++;
-    } else {
-        for (host_end = start; host_end < auth_end && p[host_end] != ':'; host_end++)
-            ;
-    }
-    if (host_end == start)
-        return "base_url has no host";
-    if (host_end < auth_end) { /* port */
-        size_t k;
-        long port = 0;
-        if (p[host_end] != ':' || host_end + 1 == auth_end)
-            return "base_url has a malformed port";
-        for (k = host_end + 1; k < auth_end; k++) {
-            if (p[k] < '0' || p[k] > '9')
-                return "base_url has a malformed port";
-            port = port * 10 + (p[k] - '0');
-            if (port > 65535)
-                return "base_url has a malformed port";
-        }
-        if (port == 0)
-            return "base_url has a malformed port";
-    }
-    if (!https && !is_loopback_host(p + start, host_end - start))
-        return "base_url must be https:// for this host: credentials never travel in clear text "
-               "(http:// is allowed only for 127.0.0.0/8, ::1 and localhost)";
-    *len_with_slash = (int)n + (p[n - 1] == '/' ? 0 : 1);
-    return NULL;
-}
-
-static int is_clear_text(const char *p, size_t n)
-{
-    return n > 7 && strncasecmp(p, "http://", 7) == 0;
-}
-
-static const char *check_path(const char *p, size_t n)
-{
-    size_t i;
-    if (n == 0 || n > 200)
-        return "must be a relative path of 1 to 200 characters";
-    if (p[0] == '/')
-        return "must be relative to base_url (no leading '/')";
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' ||
-              c == '-' || c == '.' || c == '_' || c == '~'))
-            return "may hold only letters, digits and - . _ ~ /";
-    }
-    return NULL;
-}
-
-/* [scheme://][user[:password]@]host[:port][/]: libcurl's proxy syntax, checked here so that a
- * malformed proxy is a configuration error, not a misleading network error later. */
-static const char *check_proxy(const char *p, size_t n)
-{
-    static const char *const schemes[] = {"http://", "https://", "socks4://", "socks4a://", "socks5://", "socks5h://"};
-    size_t i, start = 0, end, host_end;
-    const char *sep;
-    if (n == 0 || n > 2000)
-        return "proxy must be a URL of at most 2000 characters";
-    for (i = 0; i < n; i++)
-        if ((unsigned char)p[i] <= 0x20 || p[i] == 0x7f)
-            return "proxy must not contain spaces or control characters";
-    if ((sep = memmem(p, n, "://", 3)) != NULL) {
-        for (i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
-            if ((size_t)(sep + 3 - p) == strlen(schemes[i]) && strncasecmp(p, schemes[i], strlen(schemes[i])) == 0)
-                start = strlen(schemes[i]);
-        if (!start)
-            return "proxy scheme must be http, https, socks4, socks4a, socks5 or socks5h";
-    }
-    for (end = start; end < n && p[end] != '/'; end++)
-        ;
-    if (end < n && end + 1 != n)
-        return "proxy must not have a path";
-    for (i = end; i > start; i--) /* user-info ends at the last '@' */
-        if (p[i - 1] == '@') {
-            start = i;
-            break;
-        }
-    if (start < end && p[start] == '[') {
-        for (host_end = start; host_end < end && p[host_end] != ']'; host_end++)
-            ;
-        if (host_end == end)
-            return "proxy has an unterminated [IPv6] host";
-        host_end++;
-    } else {
-        for (host_end = start; host_end < end && p[host_end] != ':'; host_end++)
-            ;
-    }
-    if (host_end == start)
-        return "proxy has no host";
-    if (host_end < end) {
-        long port = 0;
-        size_t k;
-        if (p[host_end] != ':' || host_end + 1 == end)
-            return "proxy has a malformed port";
-        for (k = host_end + 1; k < end; k++) {
-            if (p[k] < '0' || p[k] > '9' || (port = port * 10 + (p[k] - '0')) > 65535)
-                return "proxy has a malformed port";
-        }
-        if (port == 0)
-            return "proxy has a malformed port";
-    }
-    return NULL;
-}
-
-static const char *check_plain(const char *p, size_t n, int allow_ctl)
-{
-    size_t i;
-    if (n == 0 || n > 4096)
-        return "must be a non-empty string of at most 4096 bytes";
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c == 0 || (!allow_ctl && (c < 0x20 || c == 0x7f)))
-            return "must not contain control characters";
-    }
-    return NULL;
-}
-
-static char *dup_range(const char *p, size_t n)
-{
-    char *s = malloc(n + 1);
-    if (s) {
-        memcpy(s, p, n);
-        s[n] = 0;
-    }
-    return s;
-}
-
-static char *join(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
+    size_t lb = strlen(b);
     char *s = malloc(la + lb + 1);
     if (s) {
         memcpy(s, a, la);
         memcpy(s + la, b, lb + 1);
     }
     return s;
-}
-
-#define FAIL(fld, ...)                                  \
-    do {                                                \
-        snprintf(err, errlen, __VA_ARGS__);             \
-        snprintf(field, fieldlen, "%s", fld);           \
-        return -1;                                      \
-    } while (0)
-
-static int check_config(const struct client_config *cfg, char *err, size_t errlen, char *field, size_t fieldlen)
-{
-    const char *why;
-    int dummy;
-    const struct {
-        const char *name;
-        const struct field_str *f;
-        int edge_spaces;
-    } creds[] = {
-        {"user_key", &cfg->user_key, 0},     {"access_token", &cfg->access_token, 0},
-        {"session_key", &cfg->session_key, 0}, {"username", &cfg->username, 1},
-        {"password", &cfg->password, 1},
-    };
-    size_t i;
-    for (i = 0; i < sizeof creds / sizeof creds[0]; i++) {
-        if (creds[i].f->p && (why = secret_check(creds[i].f->p, creds[i].f->n, SMSEND_SECRET_MAX, creds[i].edge_spaces)))
-            FAIL(creds[i].name, "%s %s", creds[i].name, why);
-    }
-    if (cfg->access_token.p && cfg->session_key.p)
-        FAIL("access_token", "give access_token or session_key, not both");
-    if (!cfg->username.p != !cfg->password.p)
-        FAIL(cfg->username.p ? "password" : "username", "username and password go together");
-    if ((cfg->access_token.p || cfg->session_key.p) && !cfg->user_key.p)
-        FAIL("user_key", "access_token and session_key need user_key");
-    if (cfg->user_key.p && !cfg->access_token.p && !cfg->session_key.p && !cfg->username.p)
-        FAIL("user_key", "user_key needs access_token or session_key (or username and password)");
-    if (!cfg->user_key.p && !cfg->username.p)
-        FAIL("user_key", "no credentials: give user_key with access_token or session_key, or username and password "
-                         "(or set SMSEND_USER_KEY with SMSEND_ACCESS_TOKEN or SMSEND_SESSION_KEY, or "
-                         "SMSEND_USERNAME with SMSEND_PASSWORD)");
-    if (cfg->base_url.p && (why = check_base_url(cfg->base_url.p, cfg->base_url.n, &dummy)))
-        FAIL("base_url", "%s", why);
-    if (!(cfg->timeout > 0 && cfg->timeout <= 86400))
-        FAIL("timeout", "timeout must be a number of seconds above 0 and at most 86400");
-    if (!(cfg->connect_timeout > 0 && cfg->connect_timeout <= 86400))
-        FAIL("connect_timeout", "connect_timeout must be a number of seconds above 0 and at most 86400");
-    if (!(cfg->min_interval >= 0 && cfg->min_interval <= 31536000))
-        FAIL("min_interval", "min_interval must be a number of seconds from 0 to 31536000");
-    if (cfg->login_path.p && (why = check_path(cfg->login_path.p, cfg->login_path.n)))
-        FAIL("login_path", "login_path %s", why);
-    if (cfg->token_path.p && (why = check_path(cfg->token_path.p, cfg->token_path.n)))
-        FAIL("token_path", "token_path %s", why);
-    if (cfg->cainfo.p && (why = check_plain(cfg->cainfo.p, cfg->cainfo.n, 0)))
-        FAIL("cainfo", "cainfo %s", why);
-    if (cfg->capath.p && (why = check_plain(cfg->capath.p, cfg->capath.n, 0)))
-        FAIL("capath", "capath %s", why);
-    if (cfg->proxy.p && (why = check_proxy(cfg->proxy.p, cfg->proxy.n)))
-        FAIL("proxy", "%s", why);
-    if (cfg->proxy.p && cfg->base_url.p && is_clear_text(cfg->base_url.p, cfg->base_url.n))
-        FAIL("proxy", "an http:// base_url never goes through a proxy: the proxy would read the credentials "
-                      "in clear text (use https:// to go through a proxy)");
-    if (cfg->user_agent.p && (why = check_plain(cfg->user_agent.p, cfg->user_agent.n, 0)))
-        FAIL("user_agent", "user_agent %s", why);
-    return 0;
 }
 
 static int set_secret(struct secret *s, const struct field_str *f)
@@ -355,83 +80,77 @@ static long to_ms(double seconds)
     return ms < 1 ? 1 : (long)ms;
 }
 
-struct smsend_client *client_create(const struct client_config *cfg, char *err, size_t errlen, char *field,
-                                    size_t fieldlen)
+/* The User-Agent header: the module and libcurl, then the caller's text. */
+static char *user_agent(const struct field_str *extra)
 {
-    struct smsend_client *c;
-    struct http_options o;
-    char *ua = NULL, *cainfo = NULL, *capath = NULL, *proxy = NULL;
-    const char *base = cfg->base_url.p ? cfg->base_url.p : SMSEND_DEFAULT_BASE_URL;
-    size_t base_n = cfg->base_url.p ? cfg->base_url.n : strlen(SMSEND_DEFAULT_BASE_URL);
-    int ok;
-    err[0] = 0;
-    field[0] = 0;
-    if (check_config(cfg, err, errlen, field, fieldlen))
-        return NULL;
-    c = calloc(1, sizeof *c);
-    if (!c)
-        goto oom;
-    c->auth = cfg->auth;
+    const char *cv = http_curl_version();
+    size_t n = strlen("smsend-lua/" SMSEND_VERSION " ") + strlen(cv) + (extra->p ? extra->n + 1 : 0);
+    char *ua = malloc(n + 1);
+    if (ua)
+        snprintf(ua, n + 1, "smsend-lua/%s %s%s%s", SMSEND_VERSION, cv, extra->p ? " " : "", extra->p ? extra->p : "");
+    return ua;
+}
+
+/* Everything but the transport, from the client's own copy of the configuration. */
+static int build(struct smsend_client *c, const struct config_parsed *parsed)
+{
+    const struct client_config *cfg = &c->config.cfg;
+    size_t base_n = cfg->base_url.n;
+    c->countries = parsed->countries;
+    c->auth = (enum auth_mode)cfg->auth;
     c->can_login = cfg->username.p != NULL;
     c->key_is_token = cfg->access_token.p != NULL;
-    c->base_url = malloc(base_n + 2);
+    c->timeout = cfg->timeout;
+    c->login_path = cfg->login_path.p;
+    c->token_path = cfg->token_path.p;
+    c->base_url = join(cfg->base_url.p, base_n, cfg->base_url.p[base_n - 1] == '/' ? "" : "/");
     if (!c->base_url)
-        goto oom;
-    memcpy(c->base_url, base, base_n);
-    if (base[base_n - 1] != '/')
-        c->base_url[base_n++] = '/';
-    c->base_url[base_n] = 0;
-    c->url_request = join(c->base_url, "2fa/request");
-    c->url_verify = join(c->base_url, "2fa/verify");
-    c->url_check = join(c->base_url, "checksession");
-    c->login_path = cfg->login_path.p ? dup_range(cfg->login_path.p, cfg->login_path.n) : strdup("login");
-    c->token_path = cfg->token_path.p ? dup_range(cfg->token_path.p, cfg->token_path.n) : strdup("token");
-    if (!c->url_request || !c->url_verify || !c->url_check || !c->login_path || !c->token_path)
-        goto oom;
+        return -1;
+    base_n = strlen(c->base_url);
+    c->url_request = join(c->base_url, base_n, "2fa/request");
+    c->url_verify = join(c->base_url, base_n, "2fa/verify");
+    c->url_check = join(c->base_url, base_n, "checksession");
+    if (!c->url_request || !c->url_verify || !c->url_check)
+        return -1;
     if (set_secret(&c->user_key, &cfg->user_key) ||
         set_secret(&c->key, cfg->access_token.p ? &cfg->access_token : &cfg->session_key) ||
         set_secret(&c->username, &cfg->username) || set_secret(&c->password, &cfg->password) ||
         set_secret(&c->proxy, &cfg->proxy))
-        goto oom;
+        return -1;
     c->secrets[0] = &c->user_key;
     c->secrets[1] = &c->key;
     c->secrets[2] = &c->username;
     c->secrets[3] = &c->password;
     c->secrets[4] = &c->proxy;
-    c->timeout = cfg->timeout;
     c->timeout_ms = to_ms(cfg->timeout);
+    return 0;
+}
 
-    {
-        const char *cv = http_curl_version();
-        size_t n = strlen("smsend-lua/" SMSEND_VERSION " ") + strlen(cv) + (cfg->user_agent.p ? cfg->user_agent.n + 1 : 0);
-        ua = malloc(n + 1);
-        if (!ua)
-            goto oom;
-        snprintf(ua, n + 1, "smsend-lua/%s %s%s%.*s", SMSEND_VERSION, cv, cfg->user_agent.p ? " " : "",
-                 (int)(cfg->user_agent.p ? cfg->user_agent.n : 0), cfg->user_agent.p ? cfg->user_agent.p : "");
-    }
-    cainfo = cfg->cainfo.p ? dup_range(cfg->cainfo.p, cfg->cainfo.n) : NULL;
-    capath = cfg->capath.p ? dup_range(cfg->capath.p, cfg->capath.n) : NULL;
-    proxy = cfg->proxy.p ? dup_range(cfg->proxy.p, cfg->proxy.n) : NULL;
-    if ((cfg->cainfo.p && !cainfo) || (cfg->capath.p && !capath) || (cfg->proxy.p && !proxy))
+struct smsend_client *client_create(const struct client_config *cfg, char *err, size_t errlen, char *field,
+                                    size_t fieldlen)
+{
+    struct smsend_client *c;
+    struct config_parsed parsed;
+    struct http_options o;
+    int rc;
+    if (config_parse(cfg, &parsed, err, errlen, field, fieldlen))
+        return NULL;
+    c = calloc(1, sizeof *c);
+    if (!c || config_copy_make(&c->config, cfg) || build(c, &parsed))
         goto oom;
+    /* The copy's strings are C strings: http_open makes the transport's one copy of them. */
+    memset(&o, 0, sizeof o);
     o.timeout_ms = to_ms(cfg->timeout);
     o.connect_timeout_ms = to_ms(cfg->connect_timeout);
-    o.cainfo = cainfo;
-    o.capath = capath;
-    o.proxy = proxy;
-    o.user_agent = ua;
-    o.clear_text = is_clear_text(base, base_n);
-    ok = http_open(&c->http, &o, on_exchange_done, err, errlen) == 0;
-    free(ua);
-    free(cainfo);
-    free(capath);
-    if (proxy) {
-        secure_wipe(proxy, strlen(proxy)); /* a proxy URL may carry a proxy password */
-        free(proxy);
-    }
-    ua = cainfo = capath = proxy = NULL;
-    if (!ok) {
+    o.cainfo = c->config.cfg.cainfo.p;
+    o.capath = c->config.cfg.capath.p;
+    o.proxy = c->config.cfg.proxy.p;
+    o.clear_text = parsed.clear_text;
+    if (!(o.user_agent = user_agent(&c->config.cfg.user_agent)))
+        goto oom;
+    rc = http_open(&c->http, &o, on_exchange_done, err, errlen);
+    free((char *)o.user_agent);
+    if (rc) {
         snprintf(field, fieldlen, "%s", "base_url");
         client_destroy(c);
         return NULL;
@@ -450,15 +169,21 @@ struct smsend_client *client_create(const struct client_config *cfg, char *err, 
         goto oom;
     return c;
 oom:
-    free(ua);
-    free(cainfo);
-    free(capath);
-    free(proxy);
     client_destroy(c);
     snprintf(err, errlen, "out of memory");
+    snprintf(field, fieldlen, "%s", "");
     return NULL;
 }
 
+int client_has_config(const struct smsend_client *c, const struct client_config *cfg)
+{
+    return config_equal(&c->config.cfg, cfg);
+}
+
+int client_option_is(const struct smsend_client *c, int option, const struct client_config *cfg)
+{
+    return config_option_equal(&c->config.cfg, cfg, option) && config_copy_owns(&c->config, option);
+}
 
 /* The guard for the client's PIN requests: none when no limit is set. Store keys are derived from
  * the user_key, else the username (see guard.h). */
@@ -466,8 +191,14 @@ static int client_open_guard(struct smsend_client *c, const struct client_config
 {
     struct guard_config g;
     memset(&g, 0, sizeof g);
+    c->guard_fail_open = cfg->guard_fail == GUARD_FAIL_OPEN;
     g.min_interval = cfg->min_interval;
-    g.window = 600;
+    g.pins_per_window = (long)cfg->pins_per_window;
+    g.window = cfg->window;
+    g.url = c->config.cfg.guard.p;
+    g.url_n = c->config.cfg.guard.n;
+    g.key = c->config.cfg.guard_key.p;
+    g.key_n = c->config.cfg.guard_key.n;
     if (secret_isset(&c->user_key)) {
         g.derive = c->user_key.data;
         g.derive_n = c->user_key.len;
@@ -1152,13 +883,9 @@ struct smsend_op *smsend_op_finished(struct smsend_client *c, const struct smsen
 static int op_claim(struct smsend_op *op, const struct pin_request *q)
 {
     struct smsend_client *c = op->c;
-    char e164[24], msg[160];
-    size_t n = 0, i = q->recipient.p[0] == '+' ? 1 : 2; /* fields_check_request: '+' or '00', digits */
+    char e164[PHONE_E164_MAX + 1], msg[160];
+    size_t n = (size_t)phone_e164(q->recipient.p, q->recipient.n, e164); /* checked: > 0 */
     double retry_after = 0;
-    e164[n++] = '+';
-    for (; i < q->recipient.n && n < sizeof e164 - 1; i++)
-        e164[n++] = q->recipient.p[i];
-    e164[n] = 0;
     msg[0] = 0;
     switch (guard_claim(c->guard, e164, n, &op->claim, &retry_after, msg, sizeof msg)) {
     case GUARD_GRANTED:
@@ -1452,8 +1179,7 @@ void client_destroy(struct smsend_client *c)
     free(c->url_request);
     free(c->url_verify);
     free(c->url_check);
-    free(c->login_path);
-    free(c->token_path);
+    config_copy_free(&c->config);
     secure_wipe(c, sizeof *c);
     free(c);
 }

@@ -1,45 +1,34 @@
-/* client.h — a gateway client: configuration, credentials, login and renewal, and the
- * three calls (request a PIN, verify a PIN, check the session). Plain C, no Lua. */
+/* client.h — a gateway client: configuration, credentials, login and renewal, and the calls
+ * (request a PIN, verify a PIN, log in, check the session). Plain C, no Lua. */
 #ifndef SMSEND_CLIENT_H
 #define SMSEND_CLIENT_H
 
 #include <stddef.h>
-#include "cooldown.h"
+#include "config.h"
 #include "fields.h"
-#include "http.h"
 #include "result.h"
-#include "secret.h"
 
 #define SMSEND_VERSION "0.1.0"
-#define SMSEND_DEFAULT_BASE_URL "https://app.gateway.smsend.it/API/v1.0/REST/"
-#define SMSEND_SECRET_MAX 512
 
-enum auth_mode { AUTH_SESSION = 0, AUTH_TOKEN = 1 };
-
-/* Everything smsend.new accepts, as byte ranges owned by the caller. p == NULL: not given. */
-struct client_config {
-    struct field_str base_url;
-    struct field_str user_key, access_token, session_key, username, password;
-    struct field_str cainfo, capath, proxy, user_agent;
-    struct field_str login_path, token_path;
-    enum auth_mode auth;
-    double timeout;         /* seconds */
-    double connect_timeout; /* seconds */
-    double min_interval;    /* seconds, 0 = off */
-};
-
-void client_config_defaults(struct client_config *cfg);
-
-/* Reads SMSEND_* variables for the credentials when none were given, and SMSEND_BASE_URL
- * when no base_url was given. The pointers stay valid as long as the environment does. */
-void client_config_from_env(struct client_config *cfg);
-
+/* Opaque: everything about the transport, secrets and the cooldown stays in client.c. */
 struct smsend_client;
 
-/* Validates cfg and builds a client. On a bad configuration returns NULL with a message in
- * err and the name of the offending option in field (both NUL-terminated). */
+/* Once per process before the first client, thread-safe: what the transport needs. 0 on success. */
+int client_global_init(void);
+
+/* Checks cfg (finished by config_finish) with config_parse and builds a client from its own
+ * copy of it. On a bad configuration returns NULL with a message in err and the name of the
+ * offending option in field (both NUL-terminated). */
 struct smsend_client *client_create(const struct client_config *cfg, char *err, size_t errlen, char *field,
                                     size_t fieldlen);
+
+/* 1 when c was made from a configuration equal to cfg, option by option (so that a cache never
+ * hands one configuration's client, credentials included, to another). */
+int client_has_config(const struct smsend_client *c, const struct client_config *cfg);
+/* 1 when c holds the same value as cfg for that one option (config_options index), in its own
+ * copy of the configuration. */
+int client_option_is(const struct smsend_client *c, int option, const struct client_config *cfg);
+
 /* Wipes every secret and frees everything. NULL is fine. */
 void client_destroy(struct smsend_client *c);
 

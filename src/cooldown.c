@@ -1,7 +1,8 @@
-/* cooldown.c — per-client recipient cooldown with fixed memory (COOLDOWN_SLOTS entries).
- * "+39..." and "0039..." are the same number, so the international prefix is ignored. */
+/* cooldown.c — per-client recipient cooldown with fixed memory (COOLDOWN_SLOTS entries),
+ * keyed by the phone rule's canonical form of each recipient. */
 #include <stdlib.h>
 #include "cooldown.h"
+#include "phone.h"
 
 void cooldown_init(struct cooldown *c, double interval)
 {
@@ -16,17 +17,12 @@ void cooldown_free(struct cooldown *c)
     c->slots = NULL;
 }
 
+/* Keyed by the canonical "+NNN..." form, so "+39..." and "0039..." are one number. */
 static uint64_t recipient_hash(const struct cooldown *c, const char *p, size_t n)
 {
-    uint64_t h;
-    if (n && p[0] == '+') {
-        p++;
-        n--;
-    } else if (n >= 2 && p[0] == '0' && p[1] == '0') {
-        p += 2;
-        n -= 2;
-    }
-    h = siphash24(&c->key, p, n);
+    char e164[PHONE_E164_MAX + 1];
+    int k = phone_e164(p, n, e164);
+    uint64_t h = k > 0 ? siphash24(&c->key, e164, (size_t)k) : siphash24(&c->key, p, n);
     return h ? h : 1; /* 0 marks a free slot */
 }
 

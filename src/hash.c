@@ -88,7 +88,7 @@ void hash_random_key(struct hash_key *key)
             close(fd);
         }
     }
-    if (got < sizeof raw) { /* last resort: unpredictable enough for a per-process cache key */
+    if (got < sizeof raw) { /* last resort: unpredictable enough for a per-process cooldown key */
         struct timespec ts;
         uint64_t mix;
         clock_gettime(CLOCK_REALTIME, &ts);

@@ -1,5 +1,5 @@
 /* hash.h — keyed hashing (SipHash-2-4) and random keys from the kernel.
- * Used where a value derived from secrets must be kept (cache keys) without revealing them. */
+ * Used where a value must be looked up without being kept in clear (cooldown recipients). */
 #ifndef SMSEND_HASH_H
 #define SMSEND_HASH_H
 

@@ -1,84 +1,10 @@
-/* json.c — JSON writer, UTF-8 validator and the strict reader for gateway answers.
+/* json.c — JSON writer for request bodies and the strict reader for gateway answers.
  * Everything here reads untrusted bytes with explicit lengths; it is fuzzed by fuzz/. */
 #include <math.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include "json.h"
-
-/* Length of the UTF-8 sequence at p (at most n bytes available), or 0 when invalid. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-    unsigned c = p[0];
-    if (c < 0x80)
-        return 1;
-    if (c < 0xC2)
-        return 0; /* continuation byte or overlong two-byte lead */
-    if (c < 0xE0) {
-        if (n < 2 || (p[1] & 0xC0) != 0x80)
-            return 0;
-        return 2;
-    }
-    if (c < 0xF0) {
-        if (n < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
-            return 0;
-        if (c == 0xE0 && p[1] < 0xA0)
-            return 0; /* overlong */
-        if (c == 0xED && p[1] >= 0xA0)
-            return 0; /* UTF-16 surrogate */
-        return 3;
-    }
-    if (c < 0xF5) {
-        if (n < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
-            return 0;
-        if (c == 0xF0 && p[1] < 0x90)
-            return 0; /* overlong */
-        if (c == 0xF4 && p[1] >= 0x90)
-            return 0; /* past U+10FFFF */
-        return 4;
-    }
-    return 0;
-}
-
-/* Word-at-a-time tests (the classic bit tricks): exact about whether any byte matches. */
-#define ONES 0x0101010101010101ULL
-#define HIGHS 0x8080808080808080ULL
-#define HAS_ZERO(v) (((v) - ONES) & ~(v) & HIGHS)
-#define HAS_LESS(v, n) (((v) - ONES * (n)) & ~(v) & HIGHS)
-
-static uint64_t load8(const unsigned char *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8); /* one unaligned load on the usual targets */
-    return v;
-}
-
-long utf8_count(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    long count = 0;
-    while (i < n) {
-        size_t k;
-        if (n - i >= 8 && !(load8(p + i) & HIGHS)) { /* eight ASCII bytes */
-            i += 8;
-            count += 8;
-            continue;
-        }
-        if (p[i] < 0x80) { /* ASCII fast path */
-            i++;
-            count++;
-            continue;
-        }
-        k = utf8_seq(p + i, n - i);
-        if (!k)
-            return -1;
-        i += k;
-        count++;
-    }
-    return count;
-}
+#include "utf8.h"
 
 char *json_write_string(char *o, const char *s, size_t n)
 {
@@ -89,8 +15,8 @@ char *json_write_string(char *o, const char *s, size_t n)
     for (i = 0; i < n; i++) {
         unsigned c;
         if (n - i >= 8) { /* eight bytes that need no escape pass as a block */
-            uint64_t v = load8(p + i);
-            if (!(HAS_LESS(v, 0x20) | HAS_ZERO(v ^ (ONES * '"')) | HAS_ZERO(v ^ (ONES * '\\')))) {
+            uint64_t v = utf8_load8(p + i);
+            if (!(UTF8_HAS_LESS(v, 0x20) | UTF8_HAS_ZERO(v ^ (UTF8_ONES * '"')) | UTF8_HAS_ZERO(v ^ (UTF8_ONES * '\\')))) {
                 run += 8;
                 i += 7;
                 continue;
@@ -131,16 +57,6 @@ char *json_write_string(char *o, const char *s, size_t n)
     return o;
 }
 
-int json_put_string(struct buf *b, const char *s, size_t n)
-{
-    /* Worst case every byte becomes \u00XX: reserve once, then write without checks. */
-    if (n > ((size_t)-1 - 2) / 6 || buf_reserve(b, JSON_STRING_MAX(n)) != 0)
-        return -1;
-    b->len = (size_t)(json_write_string(b->data + b->len, s, n) - b->data);
-    b->data[b->len] = 0;
-    return 0;
-}
-
 char *json_write_int(char *o, long long v)
 {
     char tmp[JSON_INT_MAX];
@@ -156,15 +72,6 @@ char *json_write_int(char *o, long long v)
     while (k)
         *o++ = tmp[--k];
     return o;
-}
-
-int json_put_int(struct buf *b, long long v)
-{
-    if (buf_reserve(b, JSON_INT_MAX) != 0)
-        return -1;
-    b->len = (size_t)(json_write_int(b->data + b->len, v) - b->data);
-    b->data[b->len] = 0;
-    return 0;
 }
 
 int json_is_status_ok(const char *p, size_t n)
@@ -317,7 +224,7 @@ static int read_string(struct reader *r, char *out, size_t cap, int *has_nul)
             continue;
         }
         {
-            size_t k = utf8_seq(r->p, (size_t)(r->end - r->p));
+            size_t k = utf8_decode(r->p, (size_t)(r->end - r->p), NULL);
             if (!k)
                 return -1;
             put_bytes(out, cap, &len, r->p, k);

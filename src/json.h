@@ -1,23 +1,14 @@
-/* json.h — JSON writing for request bodies, strict UTF-8 validation, and a small strict reader
+/* json.h — JSON writing for request bodies and a small strict reader
  * for the gateway's answers ({"status":...,"error":...,"triesRemaining":N}). */
 #ifndef SMSEND_JSON_H
 #define SMSEND_JSON_H
 
 #include <stddef.h>
-#include "buf.h"
 
-/* Number of code points in valid UTF-8 (no overlongs, surrogates or values past U+10FFFF),
- * or -1 when the bytes are not valid UTF-8. NUL bytes are valid UTF-8 here. */
-long utf8_count(const char *p, size_t n);
-
-/* Appends a JSON string literal with quotes; the input must be valid UTF-8 (checked by callers).
- * Quotes, backslashes and control characters are escaped, everything else passes byte for byte. */
-int json_put_string(struct buf *b, const char *p, size_t n);
-int json_put_int(struct buf *b, long long v);
-
-/* The same two writers into memory the caller has already reserved: at most
- * JSON_STRING_MAX(n) bytes for a string of n bytes, JSON_INT_MAX for an integer.
- * They return the end of what they wrote (nothing is NUL-terminated). */
+/* Writers into memory the caller has already reserved: at most JSON_STRING_MAX(n) bytes for a
+ * string of n bytes (valid UTF-8, checked by callers: quotes, backslashes and control characters
+ * are escaped, everything else passes byte for byte), JSON_INT_MAX for an integer. They return
+ * the end of what they wrote (nothing is NUL-terminated). */
 #define JSON_STRING_MAX(n) ((n) * 6 + 2)
 #define JSON_INT_MAX 20
 char *json_write_string(char *out, const char *p, size_t n);

@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include "json.h"
 #include "lsmsend.h"
 
 struct lclient {
@@ -13,57 +12,33 @@ struct lclient {
 
 /* ---- keys ---- */
 
-#define IS(lit) (n == sizeof(lit) - 1 && memcmp(s, lit, sizeof(lit) - 1) == 0)
+static const struct {
+    const char *name;
+    size_t len;
+} fields[K_FIRST_OPTION] = {
+    [K_RECIPIENT] = {"recipient", 9}, [K_SENDER] = {"senderName", 10}, [K_EXPIRY] = {"expiry", 6},
+    [K_MESSAGE] = {"messageBody", 11}, [K_PIN] = {"pin", 3},
+};
 
-enum lsm_key lsm_key_of(lua_State *L, int idx)
+int lsm_key_of(lua_State *L, int idx)
 {
     size_t n;
     const char *s;
+    int i;
     if (lua_type(L, idx) != LUA_TSTRING)
         return K_UNKNOWN;
     s = lua_tolstring(L, idx, &n);
-    switch (n) {
-    case 3: return IS("pin") ? K_PIN : K_UNKNOWN;
-    case 4: return IS("auth") ? K_AUTH : K_UNKNOWN;
-    case 5: return IS("proxy") ? K_PROXY : K_UNKNOWN;
-    case 6:
-        if (IS("expiry")) return K_EXPIRY;
-        if (IS("cainfo")) return K_CAINFO;
-        if (IS("capath")) return K_CAPATH;
-        return K_UNKNOWN;
-    case 7: return IS("timeout") ? K_TIMEOUT : K_UNKNOWN;
-    case 8:
-        if (IS("user_key")) return K_USER_KEY;
-        if (IS("base_url")) return K_BASE_URL;
-        if (IS("username")) return K_USERNAME;
-        if (IS("password")) return K_PASSWORD;
-        return K_UNKNOWN;
-    case 9: return IS("recipient") ? K_RECIPIENT : K_UNKNOWN;
-    case 10:
-        if (IS("senderName")) return K_SENDER;
-        if (IS("user_agent")) return K_USER_AGENT;
-        if (IS("login_path")) return K_LOGIN_PATH;
-        if (IS("token_path")) return K_TOKEN_PATH;
-        return K_UNKNOWN;
-    case 11:
-        if (IS("messageBody")) return K_MESSAGE;
-        if (IS("session_key")) return K_SESSION_KEY;
-        return K_UNKNOWN;
-    case 12:
-        if (IS("access_token")) return K_ACCESS_TOKEN;
-        if (IS("min_interval")) return K_MIN_INTERVAL;
-        return K_UNKNOWN;
-    case 15: return IS("connect_timeout") ? K_CONNECT_TIMEOUT : K_UNKNOWN;
-    default: return K_UNKNOWN;
-    }
+    for (i = 0; i < K_FIRST_OPTION; i++)
+        if (fields[i].len == n && memcmp(fields[i].name, s, n) == 0)
+            return i;
+    i = config_find(s, n);
+    return i < 0 ? K_UNKNOWN : K_FIRST_OPTION + i;
 }
 
-static const char *const key_names[K__COUNT] = {
-    "recipient", "senderName", "expiry", "messageBody", "pin",
-    "base_url", "user_key", "access_token", "session_key", "username", "password",
-    "cainfo", "capath", "proxy", "user_agent", "login_path", "token_path",
-    "auth", "timeout", "connect_timeout", "min_interval",
-};
+static const char *key_name(int k)
+{
+    return k < K_FIRST_OPTION ? fields[k].name : config_options[k - K_FIRST_OPTION].name;
+}
 
 /* A printable rendering of any key for messages: strings are cut and stripped of control bytes. */
 static void key_text(lua_State *L, int idx, char *out, size_t outlen)
@@ -78,13 +53,6 @@ static void key_text(lua_State *L, int idx, char *out, size_t outlen)
     for (i = 0; i < n && k + 1 < outlen && k < 40; i++)
         out[k++] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
     out[k] = 0;
-}
-
-void lsm_unknown_key(lua_State *L, int idx, struct smsend_result *r)
-{
-    char name[SMSEND_FIELD_MAX];
-    key_text(L, idx, name, sizeof name);
-    result_invalid(r, name, "unknown field '%s'", name);
 }
 
 /* ---- options ---- */
@@ -105,89 +73,115 @@ static int read_number(lua_State *L, int idx, double *out)
     return 0;
 }
 
-const char *lsm_read_option(lua_State *L, int idx, enum lsm_key k, struct client_config *cfg, char *err, size_t errlen)
+const char *lsm_read_option(lua_State *L, int idx, int option, struct client_config *cfg, char *err, size_t errlen)
 {
-    struct field_str *s = NULL;
-    double *d = NULL;
-    switch (k) {
-    case K_BASE_URL: s = &cfg->base_url; break;
-    case K_USER_KEY: s = &cfg->user_key; break;
-    case K_ACCESS_TOKEN: s = &cfg->access_token; break;
-    case K_SESSION_KEY: s = &cfg->session_key; break;
-    case K_USERNAME: s = &cfg->username; break;
-    case K_PASSWORD: s = &cfg->password; break;
-    case K_CAINFO: s = &cfg->cainfo; break;
-    case K_CAPATH: s = &cfg->capath; break;
-    case K_PROXY: s = &cfg->proxy; break;
-    case K_USER_AGENT: s = &cfg->user_agent; break;
-    case K_LOGIN_PATH: s = &cfg->login_path; break;
-    case K_TOKEN_PATH: s = &cfg->token_path; break;
-    case K_TIMEOUT: d = &cfg->timeout; break;
-    case K_CONNECT_TIMEOUT: d = &cfg->connect_timeout; break;
-    case K_MIN_INTERVAL: d = &cfg->min_interval; break;
-    case K_AUTH: {
-        struct field_str a;
-        if (read_string(L, idx, &a) == 0 && a.n == 7 && memcmp(a.p, "session", 7) == 0)
-            cfg->auth = AUTH_SESSION;
-        else if (read_string(L, idx, &a) == 0 && a.n == 5 && memcmp(a.p, "token", 5) == 0)
-            cfg->auth = AUTH_TOKEN;
-        else
-            return "auth must be \"session\" or \"token\"";
+    const struct option_info *o = &config_options[option];
+    struct field_str f = {"", 0};
+    double v;
+    switch (o->kind) {
+    case OPTION_SECONDS:
+    case OPTION_INTEGER:
+        if (read_number(L, idx, &v) != 0) {
+            snprintf(err, errlen, "%s must be %s, got %s", o->name,
+                     o->kind == OPTION_SECONDS ? "a number of seconds" : "a whole number", luaL_typename(L, idx));
+            return err;
+        }
+        config_set_number(cfg, option, v);
+        return NULL;
+    case OPTION_ENUM: /* a word of another type is as wrong as an unknown word */
+        read_string(L, idx, &f);
+        return config_set_enum(cfg, option, f.p, f.n, err, errlen) == 0 ? NULL : err;
+    default:
+        if (read_string(L, idx, &f) != 0) {
+            snprintf(err, errlen, "%s must be a string, got %s", o->name, luaL_typename(L, idx));
+            return err;
+        }
+        config_set_string(cfg, option, f.p, f.n);
         return NULL;
     }
-    default:
-        snprintf(err, errlen, "unknown option");
-        return err;
-    }
-    if (s && read_string(L, idx, s) != 0) {
-        snprintf(err, errlen, "%s must be a string, got %s", key_names[k], luaL_typename(L, idx));
-        return err;
-    }
-    if (d && read_number(L, idx, d) != 0) {
-        snprintf(err, errlen, "%s must be a number of seconds, got %s", key_names[k], luaL_typename(L, idx));
-        return err;
-    }
-    return NULL;
 }
 
 /* ---- request fields ---- */
 
-int lsm_read_field(lua_State *L, int idx, enum lsm_key k, enum lsm_op op, void *q, struct smsend_result *r)
+/* Reads the value at idx for request field k of op into q; -1 with r filled for a wrong type or a
+ * field that does not belong to op. The values themselves are checked in fields.c. */
+static int read_field(lua_State *L, int idx, int k, enum lsm_op op, union lsm_request *q, struct smsend_result *r)
 {
-    struct pin_request *rq = q;
-    struct pin_verify *vq = q;
-    struct field_str *s;
-    if (op == OP_REQUEST) {
-        switch (k) {
-        case K_RECIPIENT: s = &rq->recipient; break;
-        case K_SENDER: s = &rq->sender; break;
-        case K_MESSAGE: s = &rq->message; break;
-        case K_EXPIRY: {
-            double v;
-            if (read_number(L, idx, &v) != 0) {
-                result_invalid(r, "expiry", "expiry must be a number of minutes, got %s", luaL_typename(L, idx));
-                return -1;
-            }
-            return field_check_expiry(v, &rq->expiry, r);
-        }
-        default:
-            result_invalid(r, key_names[k], "unknown field '%s'", key_names[k]);
+    struct field_str *s = NULL;
+    if (op == OP_REQUEST && k == K_EXPIRY) {
+        if (read_number(L, idx, &q->rq.expiry) != 0) {
+            result_invalid(r, "expiry", "expiry must be a number of minutes, got %s", luaL_typename(L, idx));
             return -1;
         }
-    } else {
-        switch (k) {
-        case K_RECIPIENT: s = &vq->recipient; break;
-        case K_PIN: s = &vq->pin; break;
-        default:
-            result_invalid(r, key_names[k], "unknown field '%s'", key_names[k]);
-            return -1;
-        }
+        q->rq.has_expiry = 1;
+        return 0;
+    }
+    if (op == OP_REQUEST)
+        s = k == K_RECIPIENT ? &q->rq.recipient : k == K_SENDER ? &q->rq.sender : k == K_MESSAGE ? &q->rq.message : NULL;
+    else if (op == OP_VERIFY)
+        s = k == K_RECIPIENT ? &q->vq.recipient : k == K_PIN ? &q->vq.pin : NULL;
+    if (!s) {
+        result_invalid(r, key_name(k), "unknown field '%s'", key_name(k));
+        return -1;
     }
     if (read_string(L, idx, s) != 0) {
-        result_invalid(r, key_names[k], "%s must be a string, got %s", key_names[k], luaL_typename(L, idx));
+        result_invalid(r, key_name(k), "%s must be a string, got %s", key_name(k), luaL_typename(L, idx));
         return -1;
     }
     return 0;
+}
+
+/* An unknown key at idx (or one that does not belong where it is). */
+static void unknown_key(lua_State *L, int idx, int k, enum lsm_op op, struct smsend_result *r)
+{
+    char name[SMSEND_FIELD_MAX];
+    key_text(L, idx, name, sizeof name);
+    if (op != OP_NONE)
+        result_invalid(r, name, "unknown field '%s'", name);
+    else if (k == K_UNKNOWN)
+        result_invalid(r, name, "unknown option '%s'", name);
+    else
+        result_invalid(r, name, "'%s' is a request field, not an option of smsend.new", name);
+}
+
+int lsm_read_table(lua_State *L, int idx, enum lsm_op op, union lsm_request *q, struct client_config *cfg,
+                   struct smsend_result *r)
+{
+    char err[256], field[SMSEND_FIELD_MAX];
+    luaL_checktype(L, idx, LUA_TTABLE);
+    memset(q, 0, sizeof *q);
+    if (cfg)
+        config_init(cfg);
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        int k = lsm_key_of(L, -2);
+        if (k >= K_FIRST_OPTION && cfg) {
+            if (lsm_read_option(L, -1, k - K_FIRST_OPTION, cfg, err, sizeof err)) {
+                result_invalid(r, key_name(k), "%s", err);
+                return -1;
+            }
+        } else if (k != K_UNKNOWN && k < K_FIRST_OPTION && op != OP_NONE) {
+            if (read_field(L, -1, k, op, q, r) != 0)
+                return -1;
+        } else {
+            unknown_key(L, -2, k, op, r);
+            return -1;
+        }
+        lua_pop(L, 1);
+    }
+    if (cfg && config_finish(cfg, err, sizeof err, field, sizeof field) != 0) {
+        result_invalid(r, field, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+void lsm_call(struct smsend_client *c, enum lsm_op op, const union lsm_request *q, struct smsend_result *r)
+{
+    if (op == OP_REQUEST)
+        client_request_pin(c, &q->rq, r);
+    else
+        client_verify_pin(c, &q->vq, r);
 }
 
 /* ---- status tables ---- */
@@ -208,13 +202,45 @@ void lsm_push_keys(lua_State *L)
 
 #define PUSH_KEY(k) lua_pushvalue(L, lua_upvalueindex(2 + (k)))
 
+/* t[key] = value for the table on top of the stack, the key from the function's upvalues. */
+static void set_boolean(lua_State *L, int key, int b)
+{
+    PUSH_KEY(key);
+    lua_pushboolean(L, b);
+    lua_rawset(L, -3);
+}
+
+/* counts: a whole value comes out as an integer; durations stay floats */
+static void set_number(lua_State *L, int key, double v, int count)
+{
+    PUSH_KEY(key);
+    if (count && v == floor(v) && v >= 0 && v < 1e15)
+        lua_pushinteger(L, (lua_Integer)v);
+    else
+        lua_pushnumber(L, v);
+    lua_rawset(L, -3);
+}
+
+static void set_string(lua_State *L, int key, const char *s)
+{
+    PUSH_KEY(key);
+    lua_pushstring(L, s);
+    lua_rawset(L, -3);
+}
+
+void lsm_push_call(lua_State *L, enum stats_op op, const struct smsend_result *r)
+{
+    stats_call(op, r->error);
+    lsm_push_result(L, r);
+}
+
 void lsm_push_result(lua_State *L, const struct smsend_result *r)
 {
     /* r->body points into the client's buffer: copy it into Lua before anything else allocates,
      * since an allocation may run a finalizer that closes or reuses that client. */
     int has_body = r->status > 0 && !r->body_is_secret;
     if (has_body) {
-        if (json_is_status_ok(r->body.data, r->body.len))
+        if (result_body_is_ok(r))
             PUSH_KEY(RK_BODY_OK);
         else
             lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
@@ -225,51 +251,22 @@ void lsm_push_result(lua_State *L, const struct smsend_result *r)
         lua_pushvalue(L, -3);
         lua_rawset(L, -3);
     }
-    PUSH_KEY(RK_OK);
-    lua_pushboolean(L, r->error == SMSEND_OK);
-    lua_rawset(L, -3);
-    if (r->status > 0) {
-        PUSH_KEY(RK_STATUS);
-        lua_pushinteger(L, (lua_Integer)r->status);
-        lua_rawset(L, -3);
-    }
-    if (r->error != SMSEND_OK) {
-        PUSH_KEY(RK_ERROR);
-        lua_pushstring(L, smsend_error_name(r->error));
-        lua_rawset(L, -3);
-    }
-    PUSH_KEY(RK_MESSAGE);
-    lua_pushstring(L, r->message);
-    lua_rawset(L, -3);
-    if (r->field[0]) {
-        PUSH_KEY(RK_FIELD);
-        lua_pushstring(L, r->field);
-        lua_rawset(L, -3);
-    }
-    PUSH_KEY(RK_RETRYABLE);
-    lua_pushboolean(L, r->retryable);
-    lua_rawset(L, -3);
-    PUSH_KEY(RK_ELAPSED);
-    lua_pushnumber(L, r->elapsed);
-    lua_rawset(L, -3);
-    if (r->retry_after >= 0) {
-        PUSH_KEY(RK_RETRY_AFTER);
-        lua_pushnumber(L, r->retry_after);
-        lua_rawset(L, -3);
-    }
-    if (r->tries_remaining >= 0) {
-        PUSH_KEY(RK_TRIES_REMAINING);
-        if (r->tries_remaining == floor(r->tries_remaining) && r->tries_remaining < 1e15)
-            lua_pushinteger(L, (lua_Integer)r->tries_remaining);
-        else
-            lua_pushnumber(L, r->tries_remaining);
-        lua_rawset(L, -3);
-    }
-    if (r->valid >= 0) {
-        PUSH_KEY(RK_VALID);
-        lua_pushboolean(L, r->valid);
-        lua_rawset(L, -3);
-    }
+    set_boolean(L, RK_OK, r->error == SMSEND_OK);
+    if (r->status > 0)
+        set_number(L, RK_STATUS, (double)r->status, 1);
+    if (r->error != SMSEND_OK)
+        set_string(L, RK_ERROR, smsend_error_name(r->error));
+    set_string(L, RK_MESSAGE, r->message);
+    if (r->field[0])
+        set_string(L, RK_FIELD, r->field);
+    set_boolean(L, RK_RETRYABLE, r->retryable);
+    set_number(L, RK_ELAPSED, r->elapsed, 0);
+    if (r->retry_after >= 0)
+        set_number(L, RK_RETRY_AFTER, r->retry_after, 0);
+    if (r->tries_remaining >= 0)
+        set_number(L, RK_TRIES_REMAINING, r->tries_remaining, 1);
+    if (r->valid >= 0)
+        set_boolean(L, RK_VALID, r->valid);
 }
 
 /* ---- the client userdata ---- */
@@ -291,67 +288,39 @@ struct smsend_client *lsm_check_client(lua_State *L)
     return u->c;
 }
 
-/* Reads the request table at index 2 into q; returns -1 with r filled on a data error. */
 int lsm_read_request(lua_State *L, enum lsm_op op, void *q, struct smsend_result *r)
 {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_pushnil(L);
-    while (lua_next(L, 2) != 0) {
-        enum lsm_key k = lsm_key_of(L, -2);
-        if (k == K_UNKNOWN || k >= K_FIRST_OPTION) {
-            lsm_unknown_key(L, -2, r);
-            return -1;
-        }
-        if (lsm_read_field(L, -1, k, op, q, r) != 0)
-            return -1;
-        lua_pop(L, 1);
-    }
-    return 0;
+    return lsm_read_table(L, 2, op, q, NULL, r);
 }
 
-static int m_request_pin(lua_State *L)
+/* c:request_pin(q) / c:verify_pin(q): the request table at index 2, then the call. */
+static int method_call(lua_State *L, enum lsm_op op)
 {
     struct smsend_client *c = lsm_check_client(L);
-    struct pin_request q;
+    union lsm_request q;
     struct smsend_result r;
-    memset(&q, 0, sizeof q);
     result_clear(&r);
-    if (lsm_read_request(L, OP_REQUEST, &q, &r) == 0)
-        client_request_pin(c, &q, &r);
-    lsm_push_result(L, &r);
+    if (lsm_read_request(L, op, &q, &r) == 0)
+        lsm_call(c, op, &q, &r);
+    lsm_push_call(L, LSM_STATS_OP(op), &r);
     return 1;
 }
 
-static int m_verify_pin(lua_State *L)
+/* c:login() / c:check_session(): no arguments. */
+static int plain_call(lua_State *L, void (*fn)(struct smsend_client *, struct smsend_result *), enum stats_op op)
 {
     struct smsend_client *c = lsm_check_client(L);
-    struct pin_verify q;
     struct smsend_result r;
-    memset(&q, 0, sizeof q);
-    result_clear(&r);
-    if (lsm_read_request(L, OP_VERIFY, &q, &r) == 0)
-        client_verify_pin(c, &q, &r);
-    lsm_push_result(L, &r);
+    fn(c, &r);
+    lsm_push_call(L, op, &r);
     return 1;
 }
 
-static int m_login(lua_State *L)
-{
-    struct smsend_client *c = lsm_check_client(L);
-    struct smsend_result r;
-    client_login(c, &r);
-    lsm_push_result(L, &r);
-    return 1;
-}
-
-static int m_check_session(lua_State *L)
-{
-    struct smsend_client *c = lsm_check_client(L);
-    struct smsend_result r;
-    client_check_session(c, &r);
-    lsm_push_result(L, &r);
-    return 1;
-}
+/* The methods themselves: which call each one makes. */
+static int m_request_pin(lua_State *L) { return method_call(L, OP_REQUEST); }
+static int m_verify_pin(lua_State *L) { return method_call(L, OP_VERIFY); }
+static int m_login(lua_State *L) { return plain_call(L, client_login, STATS_LOGIN); }
+static int m_check_session(lua_State *L) { return plain_call(L, client_check_session, STATS_CHECK_SESSION); }
 
 /* close(), __gc and __close: idempotent. */
 static int m_close(lua_State *L)
@@ -386,33 +355,18 @@ static int m_is_closed(lua_State *L)
 int lsm_client_new(lua_State *L)
 {
     struct client_config cfg;
+    union lsm_request unused;
+    struct smsend_result r;
     struct lclient *u;
     char err[512], field[SMSEND_FIELD_MAX];
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    client_config_defaults(&cfg);
-    lua_pushnil(L);
-    while (lua_next(L, 1) != 0) {
-        enum lsm_key k = lsm_key_of(L, -2);
-        const char *why;
-        if (k < K_FIRST_OPTION) {
-            char name[SMSEND_FIELD_MAX];
-            key_text(L, -2, name, sizeof name);
-            lua_pushnil(L);
-            if (k == K_UNKNOWN)
-                lua_pushfstring(L, "unknown option '%s'", name);
-            else
-                lua_pushfstring(L, "'%s' is a request field, not an option of smsend.new", name);
-            return 2;
-        }
-        if ((why = lsm_read_option(L, -1, k, &cfg, err, sizeof err)) != NULL) {
-            lua_pushnil(L);
-            lua_pushstring(L, why);
-            return 2;
-        }
-        lua_pop(L, 1);
+    result_clear(&r);
+    if (lsm_read_table(L, 1, OP_NONE, &unused, &cfg, &r) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, r.message);
+        return 2;
     }
-    client_config_from_env(&cfg);
     /* Create the userdata first so a Lua memory error cannot leak a C client. */
     u = lua_newuserdata(L, sizeof *u);
     u->c = NULL;

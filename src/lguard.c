@@ -4,7 +4,7 @@
 #include <string.h>
 #include "compat.h"
 #include "guard.h"
-#include "sms.h"
+#include "phone.h"
 
 void lsm_guard_register(lua_State *L);
 
@@ -43,7 +43,7 @@ static int l_guard_key(lua_State *L)
     const char *r, *uk, *un;
     struct guard_config cfg;
     struct smsend_guard *g;
-    char e164[SMS_RECIPIENT_MAX + 1], err[256], key[96];
+    char e164[PHONE_E164_MAX + 1], err[256], key[96];
     int len;
     luaL_checktype(L, 1, LUA_TSTRING);
     r = lua_tolstring(L, 1, &rn);
@@ -62,7 +62,7 @@ static int l_guard_key(lua_State *L)
     }
     cfg.derive = uk ? uk : un;
     cfg.derive_n = uk ? uk_n : un_n;
-    len = sms_normalize_recipient(r, rn, e164, err, sizeof err);
+    len = phone_normalize(r, rn, e164, err, sizeof err);
     if (len < 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);

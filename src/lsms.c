@@ -1,6 +1,7 @@
-/* lsms.c — smsend.normalize_recipient and smsend.sms_segments: the thin Lua side of sms.c.
+/* lsms.c — smsend.normalize_recipient and smsend.sms_segments: the thin Lua side of phone.c and sms.c.
  * A non-string argument is misuse and raises; text that cannot be used returns nil, message. */
 #include "lsmsend.h"
+#include "phone.h"
 #include "sms.h"
 
 /* Strictly a string: Lua would turn the number 393471234567 into a string, but a number has
@@ -16,8 +17,8 @@ static int l_normalize_recipient(lua_State *L)
 {
     size_t n;
     const char *s = check_string(L, 1, &n);
-    char out[SMS_RECIPIENT_MAX + 1], err[256];
-    int len = sms_normalize_recipient(s, n, out, err, sizeof err);
+    char out[PHONE_E164_MAX + 1], err[256];
+    int len = phone_normalize(s, n, out, err, sizeof err);
     if (len < 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
@@ -49,13 +50,8 @@ static int l_sms_segments(lua_State *L)
     return 1;
 }
 
-/* Adds the helpers to the module table on top of the stack. */
-void lsm_sms_register(lua_State *L)
-{
-    static const luaL_Reg fns[] = {
-        {"normalize_recipient", l_normalize_recipient},
-        {"sms_segments", l_sms_segments},
-        {NULL, NULL},
-    };
-    luaL_setfuncs(L, fns, 0);
-}
+const luaL_Reg lsm_sms_functions[] = {
+    {"normalize_recipient", l_normalize_recipient},
+    {"sms_segments", l_sms_segments},
+    {NULL, NULL},
+};

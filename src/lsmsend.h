@@ -7,34 +7,42 @@
 #include "client.h"
 #include "fields.h"
 #include "result.h"
+#include "stats.h"
 
 #define LSMSEND_CLIENT_MT "smsend.client"
 
-/* Names a table key can have: request fields first, then smsend.new options. */
+/* Names a table key can have: the request fields, then the options of smsend.new, option i of
+ * config_options being K_FIRST_OPTION + i. */
 enum lsm_key {
     K_UNKNOWN = -1,
     K_RECIPIENT = 0, K_SENDER, K_EXPIRY, K_MESSAGE, K_PIN,
-    K_BASE_URL, K_USER_KEY, K_ACCESS_TOKEN, K_SESSION_KEY, K_USERNAME, K_PASSWORD,
-    K_CAINFO, K_CAPATH, K_PROXY, K_USER_AGENT, K_LOGIN_PATH, K_TOKEN_PATH,
-    K_AUTH, K_TIMEOUT, K_CONNECT_TIMEOUT, K_MIN_INTERVAL,
-    K__COUNT
+    K_FIRST_OPTION
 };
-#define K_FIRST_OPTION K_BASE_URL
 
-enum lsm_op { OP_REQUEST, OP_VERIFY };
+/* OP_NONE: a table of options only (request fields are unknown keys there). */
+enum lsm_op { OP_NONE, OP_REQUEST, OP_VERIFY };
+
+union lsm_request {
+    struct pin_request rq;
+    struct pin_verify vq;
+};
 
 /* Classifies the key at stack index idx (any Lua value). */
-enum lsm_key lsm_key_of(lua_State *L, int idx);
+int lsm_key_of(lua_State *L, int idx);
 
-/* Reads the value at idx into cfg for option k. Returns NULL or a message (static or in err). */
-const char *lsm_read_option(lua_State *L, int idx, enum lsm_key k, struct client_config *cfg, char *err, size_t errlen);
+/* Reads the value at idx into cfg for option i (a config_options index). Returns NULL, or the
+ * message (static or in err) for a value of the wrong type or an enum's unknown word. */
+const char *lsm_read_option(lua_State *L, int idx, int option, struct client_config *cfg, char *err, size_t errlen);
 
-/* Reads the value at idx for request field k of op into q (a struct pin_request or pin_verify).
- * On a wrong type or a field that does not belong to op, fills r and returns -1. */
-int lsm_read_field(lua_State *L, int idx, enum lsm_key k, enum lsm_op op, void *q, struct smsend_result *r);
+/* Reads the table at idx: the request fields of op (none for OP_NONE) into q and, when cfg is
+ * not NULL, the options of smsend.new into cfg, finished by config_finish. Returns 0, or -1 with
+ * r filled (invalid_request naming the key) for an unknown key, a value of the wrong type or an
+ * empty environment variable. Raises when idx is not a table. */
+int lsm_read_table(lua_State *L, int idx, enum lsm_op op, union lsm_request *q, struct client_config *cfg,
+                   struct smsend_result *r);
 
-/* invalid_request for an unknown key at idx. */
-void lsm_unknown_key(lua_State *L, int idx, struct smsend_result *r);
+/* The client call for op (OP_REQUEST or OP_VERIFY). */
+void lsm_call(struct smsend_client *c, enum lsm_op op, const union lsm_request *q, struct smsend_result *r);
 
 /* Every function that returns status tables carries the table's key strings as upvalues
  * 2 .. 1+LSM_NKEYS (upvalue 1 is its own: the client metatable or the module cache), so that
@@ -50,12 +58,18 @@ void lsm_push_keys(lua_State *L);
 /* Pushes the status table for r (only from a function carrying the key upvalues); it may leave
  * one more value below the table, so callers return right after, with only the table. */
 void lsm_push_result(lua_State *L, const struct smsend_result *r);
+/* The same, for the table that ends a call: counts the call and its outcome for smsend.stats()
+ * first, so that every call counts once (lop.c's ops are counted when their table is made). */
+void lsm_push_call(lua_State *L, enum stats_op op, const struct smsend_result *r);
+
+/* The stats operation of a request or verify call. */
+#define LSM_STATS_OP(op) ((op) == OP_REQUEST ? STATS_REQUEST_PIN : STATS_VERIFY_PIN)
 
 /* The open client at index 1 (methods carrying the client metatable as upvalue 1); raises on a
  * closed client or another type. */
 struct smsend_client *lsm_check_client(lua_State *L);
-/* Reads the request table at index 2 into q (raises if it is not a table); -1 with r filled on a
- * data error. */
+/* Reads the request table at index 2 into q (a union lsm_request; raises if it is not a table);
+ * -1 with r filled on a data error. lsm_read_table without options. */
 int lsm_read_request(lua_State *L, enum lsm_op op, void *q, struct smsend_result *r);
 
 /* lop.c: the smsend.op userdata of client:request_pin_async / verify_pin_async. */
@@ -68,6 +82,8 @@ int lsm_verify_pin_async(lua_State *L);
 void lsm_client_register(lua_State *L);
 int lsm_client_new(lua_State *L);
 
-void lsm_sms_register(lua_State *L);
+/* Functions without upvalues for the module table: lsms.c's SMS helpers, lstats.c's counters. */
+extern const luaL_Reg lsm_sms_functions[];
+extern const luaL_Reg lsm_stats_functions[];
 
 #endif

@@ -1,36 +1,34 @@
-/* result.c — error-code names and message helpers for struct smsend_result.
+/* result.c — error-code names (from errors.def) and message helpers for struct smsend_result.
  * The names are the public contract: never rename one. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include "json.h"
 #include "result.h"
 
-static const char *const names[SMSEND_E__COUNT] = {
-    [SMSEND_OK] = NULL,
-    [SMSEND_E_INVALID_REQUEST] = "invalid_request",
-    [SMSEND_E_BAD_REQUEST] = "bad_request",
-    [SMSEND_E_UNAUTHORIZED] = "unauthorized",
-    [SMSEND_E_NOT_FOUND] = "not_found",
-    [SMSEND_E_RATE_LIMITED] = "rate_limited",
-    [SMSEND_E_SERVER_ERROR] = "server_error",
-    [SMSEND_E_UNEXPECTED_STATUS] = "unexpected_status",
-    [SMSEND_E_BAD_RESPONSE] = "bad_response",
-    [SMSEND_E_TIMEOUT] = "timeout",
-    [SMSEND_E_CONNECT_FAILED] = "connect_failed",
-    [SMSEND_E_RESOLVE_FAILED] = "resolve_failed",
-    [SMSEND_E_TLS_FAILED] = "tls_failed",
-    [SMSEND_E_NETWORK_ERROR] = "network_error",
-    [SMSEND_E_WRONG_PIN] = "wrong_pin",
-    [SMSEND_E_LOGIN_FAILED] = "login_failed",
-    [SMSEND_E_COOLDOWN] = "cooldown",
-    [SMSEND_E_OUT_OF_MEMORY] = "out_of_memory",
-    [SMSEND_E_CANCELLED] = "cancelled",
-    [SMSEND_E_GUARD_UNAVAILABLE] = "guard_unavailable",
+static const struct {
+    const char *name;
+    enum smsend_retry retryable;
+} codes[SMSEND_E__COUNT] = {
+    [SMSEND_OK] = {NULL, SMSEND_RETRY_NO},
+#define ERR(constant, name, retryable) [SMSEND_E_##constant] = {#name, SMSEND_RETRY_##retryable},
+#include "errors.def"
+#undef ERR
 };
 
 const char *smsend_error_name(smsend_error e)
 {
-    return (unsigned)e < SMSEND_E__COUNT ? names[e] : "unexpected_status";
+    return (unsigned)e < SMSEND_E__COUNT ? codes[e].name : "unexpected_status";
+}
+
+enum smsend_retry smsend_error_retryable(smsend_error e)
+{
+    return (unsigned)e < SMSEND_E__COUNT ? codes[e].retryable : SMSEND_RETRY_NO;
+}
+
+int result_body_is_ok(const struct smsend_result *r)
+{
+    return r->body.data && json_is_status_ok(r->body.data, r->body.len);
 }
 
 void result_clear(struct smsend_result *r)

@@ -6,30 +6,17 @@
 #include <stddef.h>
 #include "buf.h"
 
-/* Order matters only for smsend_error_name(); the names are the public, stable codes. */
+/* The stable error codes, from errors.def. */
 typedef enum {
     SMSEND_OK = 0,
-    SMSEND_E_INVALID_REQUEST,
-    SMSEND_E_BAD_REQUEST,
-    SMSEND_E_UNAUTHORIZED,
-    SMSEND_E_NOT_FOUND,
-    SMSEND_E_RATE_LIMITED,
-    SMSEND_E_SERVER_ERROR,
-    SMSEND_E_UNEXPECTED_STATUS,
-    SMSEND_E_BAD_RESPONSE,
-    SMSEND_E_TIMEOUT,
-    SMSEND_E_CONNECT_FAILED,
-    SMSEND_E_RESOLVE_FAILED,
-    SMSEND_E_TLS_FAILED,
-    SMSEND_E_NETWORK_ERROR,
-    SMSEND_E_WRONG_PIN,
-    SMSEND_E_LOGIN_FAILED,
-    SMSEND_E_COOLDOWN,
-    SMSEND_E_OUT_OF_MEMORY,
-    SMSEND_E_CANCELLED,
-    SMSEND_E_GUARD_UNAVAILABLE,
+#define ERR(constant, name, retryable) SMSEND_E_##constant,
+#include "errors.def"
+#undef ERR
     SMSEND_E__COUNT
 } smsend_error;
+
+/* An error code's retryable default (see errors.def). */
+enum smsend_retry { SMSEND_RETRY_NO = 0, SMSEND_RETRY_YES = 1, SMSEND_RETRY_PER_CALL = 2 };
 
 #define SMSEND_MESSAGE_MAX 256
 #define SMSEND_FIELD_MAX 48
@@ -48,7 +35,12 @@ struct smsend_result {
     struct buf body;        /* raw response body (capped); points into the client's buffer */
 };
 
+/* The public name of e (NULL for SMSEND_OK), and its retryable default. */
 const char *smsend_error_name(smsend_error e);
+enum smsend_retry smsend_error_retryable(smsend_error e);
+
+/* 1 when the answer's body is exactly the gateway's usual {"status":"OK"}. */
+int result_body_is_ok(const struct smsend_result *r);
 
 /* Reset to "no outcome yet"; body is left empty. */
 void result_clear(struct smsend_result *r);

@@ -1,9 +1,10 @@
-/* secret.c — credential storage: private copies, wiping, constant-time compare.
+/* secret.c — credential storage: private copies, checks, wiping, finding them in text.
  * explicit_bzero where libc has it, a volatile loop elsewhere. */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
 #include "secret.h"
+#include "utf8.h"
 
 void secure_wipe(void *p, size_t n)
 {
@@ -20,16 +21,12 @@ void secure_wipe(void *p, size_t n)
 
 const char *secret_check(const char *p, size_t n, size_t max, int edge_spaces)
 {
-    size_t i;
     if (n == 0)
         return "is empty";
     if (n > max)
         return "is too long";
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c < 0x20 || c == 0x7f)
-            return "contains a control character";
-    }
+    if (utf8_has_ctl(p, n, 0))
+        return "contains a control character";
     if (!edge_spaces && (p[0] == ' ' || p[n - 1] == ' '))
         return "has leading or trailing spaces";
     return NULL;
@@ -56,17 +53,6 @@ void secret_clear(struct secret *s)
     }
     s->data = NULL;
     s->len = 0;
-}
-
-int secret_equals(const struct secret *s, const char *p, size_t n)
-{
-    unsigned char diff = 0;
-    size_t i;
-    if (!s->data || s->len != n)
-        return 0;
-    for (i = 0; i < n; i++)
-        diff |= (unsigned char)(s->data[i] ^ p[i]);
-    return diff == 0;
 }
 
 int secret_found_in(const struct secret *const *list, size_t count, const char *text, size_t n)

@@ -1,9 +1,11 @@
-/* secret.h — credential buffers that live only in C memory: copy in, compare, wipe.
+/* secret.h — credential buffers that live only in C memory: check, copy in, wipe.
  * Nothing outside secret.c reads the bytes, except http.c when it writes the auth headers. */
 #ifndef SMSEND_SECRET_H
 #define SMSEND_SECRET_H
 
 #include <stddef.h>
+
+#define SMSEND_SECRET_MAX 512 /* bytes: the longest credential accepted, given or answered */
 
 struct secret {
     char *data; /* NUL-terminated copy, NULL when unset */
@@ -22,9 +24,6 @@ const char *secret_check(const char *p, size_t n, size_t max, int edge_spaces);
 int secret_set(struct secret *s, const char *p, size_t n);
 void secret_clear(struct secret *s);
 static inline int secret_isset(const struct secret *s) { return s->data != NULL; }
-
-/* Constant-time equality with a byte range. */
-int secret_equals(const struct secret *s, const char *p, size_t n);
 
 /* 1 when any set secret of the list occurs in text (to keep library messages clean). */
 int secret_found_in(const struct secret *const *list, size_t count, const char *text, size_t n);

@@ -1,14 +1,9 @@
-/* sms.h — SMS helpers with no gateway involved: canonical recipient numbers and
- * GSM 03.38 / UCS-2 segment counting. Plain C, no Lua. */
+/* sms.h — what a text costs as SMS, with no gateway involved: GSM 03.38 / UCS-2 segment
+ * counting. Plain C, no Lua. */
 #ifndef SMSEND_SMS_H
 #define SMSEND_SMS_H
 
 #include <stddef.h>
-
-/* '+' and at most 15 digits (E.164), the longest canonical recipient. */
-#define SMS_RECIPIENT_MAX 16
-#define SMS_RECIPIENT_MIN_DIGITS 6
-#define SMS_RECIPIENT_MAX_DIGITS 15
 
 /* Characters per message: a single SMS, and each part of a concatenated one (the rest of
  * the 140 bytes carries the concatenation header). */
@@ -16,12 +11,6 @@
 #define SMS_GSM7_PART 153
 #define SMS_UCS2_SINGLE 70
 #define SMS_UCS2_PART 67
-
-/* Writes the canonical "+NNN..." form of p[0..n) to out (NUL-terminated, at most
- * SMS_RECIPIENT_MAX bytes plus the NUL) and returns its length. Returns -1 with a message in err
- * when p cannot be made into a valid international number. */
-int sms_normalize_recipient(const char *p, size_t n, char out[SMS_RECIPIENT_MAX + 1], char *err,
-                            size_t errlen);
 
 enum sms_encoding { SMS_GSM7 = 0, SMS_UCS2 = 1 };
 

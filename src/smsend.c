@@ -1,7 +1,6 @@
-/* smsend.c — luaopen_smsend: the module table, smsend.new, and the module-level request_pin /
- * verify_pin with their per-Lua-state client cache (configurations compared in C memory). */
-#include <stddef.h>
-#include <stdlib.h>
+/* smsend.c — luaopen_smsend: the module table, smsend.new, the module-level request_pin /
+ * verify_pin with their per-Lua-state client cache, and the undocumented smsend._internal. */
+#include <stdio.h>
 #include <string.h>
 #include "lsmsend.h"
 #include "smsend.h"
@@ -11,27 +10,11 @@ void lsm_guard_register(lua_State *L); /* lguard.c */
 #define CACHE_MT "smsend.cache"
 #define CACHE_SLOTS 8 /* distinct configurations kept alive per Lua state */
 
-/* The string options of a configuration, in a fixed order. */
-static const size_t cfg_strings[] = {
-    offsetof(struct client_config, base_url),   offsetof(struct client_config, user_key),
-    offsetof(struct client_config, access_token), offsetof(struct client_config, session_key),
-    offsetof(struct client_config, username),   offsetof(struct client_config, password),
-    offsetof(struct client_config, cainfo),     offsetof(struct client_config, capath),
-    offsetof(struct client_config, proxy),      offsetof(struct client_config, user_agent),
-    offsetof(struct client_config, login_path), offsetof(struct client_config, token_path),
-};
-#define CFG_NSTR (sizeof cfg_strings / sizeof cfg_strings[0])
-#define CFG_STR(cfg, i) ((const struct field_str *)((const char *)(cfg) + cfg_strings[i]))
-
-/* A cached client and a private copy of the configuration it was made from. The copy holds
- * secrets, so it lives in C memory and is wiped when the slot is emptied; the lookup compares
- * configurations byte for byte, so two different ones can never share a client. */
+/* A cached client knows the configuration it was made from (its private, wiped copy), and the
+ * lookup compares configurations option by option, so two different ones never share a client. */
 struct cache_slot {
     struct smsend_client *c;
     unsigned long used;
-    struct client_config cfg; /* strings point into blob */
-    char *blob;
-    size_t blob_size;
 };
 
 struct cache {
@@ -41,82 +24,34 @@ struct cache {
     struct cache_slot slots[CACHE_SLOTS];
 };
 
-static void slot_empty(struct cache_slot *s)
-{
-    client_destroy(s->c);
-    s->c = NULL;
-    if (s->blob) {
-        secure_wipe(s->blob, s->blob_size);
-        free(s->blob);
-    }
-    s->blob = NULL;
-    s->blob_size = 0;
-}
-
-static int slot_keep_config(struct cache_slot *s, const struct client_config *cfg)
-{
-    size_t i, size = 1;
-    char *o;
-    for (i = 0; i < CFG_NSTR; i++)
-        size += CFG_STR(cfg, i)->n;
-    if (!(s->blob = malloc(size)))
-        return -1;
-    s->blob_size = size;
-    s->cfg = *cfg;
-    o = s->blob;
-    for (i = 0; i < CFG_NSTR; i++) {
-        const struct field_str *f = CFG_STR(cfg, i);
-        struct field_str *mine = (struct field_str *)((char *)&s->cfg + cfg_strings[i]);
-        if (f->p) {
-            memcpy(o, f->p, f->n);
-            mine->p = o;
-            o += f->n;
-        }
-    }
-    return 0;
-}
-
-static int config_equal(const struct client_config *a, const struct client_config *b)
-{
-    size_t i;
-    if (a->timeout != b->timeout || a->connect_timeout != b->connect_timeout ||
-        a->min_interval != b->min_interval || a->auth != b->auth)
-        return 0;
-    for (i = 0; i < CFG_NSTR; i++) {
-        const struct field_str *x = CFG_STR(a, i), *y = CFG_STR(b, i);
-        if (!x->p != !y->p || x->n != y->n || (x->n && memcmp(x->p, y->p, x->n) != 0))
-            return 0;
-    }
-    return 1;
-}
-
 static int cache_gc(lua_State *L)
 {
     struct cache *cc = luaL_checkudata(L, 1, CACHE_MT);
     int i;
-    for (i = 0; i < CACHE_SLOTS; i++)
-        slot_empty(&cc->slots[i]);
+    for (i = 0; i < CACHE_SLOTS; i++) {
+        client_destroy(cc->slots[i].c);
+        cc->slots[i].c = NULL;
+    }
     cc->closed = 1;
     return 0;
 }
 
 /* The cached client for cfg, creating (and possibly evicting the least recently used) on a miss.
- * q/op are checked before anything is created or evicted: bad input changes nothing. */
-static struct smsend_client *cache_get(struct cache *cc, const struct client_config *cfg, enum lsm_op op,
-                                       const void *q, struct smsend_result *r)
+ * Callers check the request first, so bad input creates and evicts nothing. */
+static struct smsend_client *cache_get(struct cache *cc, const struct client_config *cfg, struct smsend_result *r)
 {
     struct cache_slot *victim = NULL, *s = &cc->slots[cc->last];
     char err[512], field[SMSEND_FIELD_MAX];
     struct smsend_client *c;
     int i;
     cc->tick++;
-    if (s->c && config_equal(cfg, &s->cfg)) { /* the usual case: the same configuration again */
+    if (s->c && client_has_config(s->c, cfg)) { /* the usual case: the same configuration again */
         s->used = cc->tick;
         return s->c;
     }
     for (i = 0; i < CACHE_SLOTS; i++) {
         s = &cc->slots[i];
-        if (s->c && config_equal(cfg, &s->cfg)) {
+        if (s->c && client_has_config(s->c, cfg)) {
             s->used = cc->tick;
             cc->last = i;
             return s->c;
@@ -124,20 +59,12 @@ static struct smsend_client *cache_get(struct cache *cc, const struct client_con
         if (!victim || !s->c || (victim->c && s->used < victim->used))
             victim = s;
     }
-    if (op == OP_REQUEST ? fields_check_request(q, r) : fields_check_verify(q, r))
-        return NULL;
     c = client_create(cfg, err, sizeof err, field, sizeof field);
     if (!c) {
         result_invalid(r, field[0] ? field : "user_key", "%s", err);
         return NULL;
     }
-    slot_empty(victim);
-    if (slot_keep_config(victim, cfg) != 0) {
-        client_destroy(c);
-        result_fail(r, SMSEND_E_OUT_OF_MEMORY, "out of memory");
-        r->retryable = 1;
-        return NULL;
-    }
+    client_destroy(victim->c);
     victim->c = c;
     victim->used = cc->tick;
     cc->last = (int)(victim - cc->slots);
@@ -149,79 +76,165 @@ static int module_call(lua_State *L, enum lsm_op op)
 {
     struct cache *cc = lua_touserdata(L, lua_upvalueindex(1));
     struct client_config cfg;
-    union {
-        struct pin_request rq;
-        struct pin_verify vq;
-    } q;
+    union lsm_request q;
     struct smsend_result r;
     struct smsend_client *c;
-    char err[256];
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    client_config_defaults(&cfg);
-    memset(&q, 0, sizeof q);
     result_clear(&r);
-    lua_pushnil(L);
-    while (lua_next(L, 1) != 0) {
-        enum lsm_key k = lsm_key_of(L, -2);
-        if (k == K_UNKNOWN) {
-            lsm_unknown_key(L, -2, &r);
-            goto out;
-        }
-        if (k < K_FIRST_OPTION) {
-            if (lsm_read_field(L, -1, k, op, &q, &r) != 0)
-                goto out;
-        } else {
-            const char *why = lsm_read_option(L, -1, k, &cfg, err, sizeof err);
-            if (why) {
-                char name[SMSEND_FIELD_MAX];
-                size_t n;
-                const char *s = lua_tolstring(L, -2, &n);
-                snprintf(name, sizeof name, "%.*s", (int)n, s);
-                result_invalid(&r, name, "%s", why);
-                goto out;
-            }
-        }
-        lua_pop(L, 1);
-    }
-    client_config_from_env(&cfg);
+    if (lsm_read_table(L, 1, op, &q, &cfg, &r) != 0)
+        goto out;
+    /* Checked once, here, before a client is chosen; the client then trusts the flag. */
+    if (op == OP_REQUEST ? fields_check_request(&q.rq, &r) : fields_check_verify(&q.vq, &r))
+        goto out;
+    if (op == OP_REQUEST)
+        q.rq.checked = 1;
+    else
+        q.vq.checked = 1;
     if (cc->closed) {
         /* A finalizer running while the state closes: serve the call with a one-off client,
          * so nothing is left behind in a cache that will never be collected again. */
-        char field[SMSEND_FIELD_MAX];
+        char err[512], field[SMSEND_FIELD_MAX];
         c = client_create(&cfg, err, sizeof err, field, sizeof field);
         if (!c) {
             result_invalid(&r, field[0] ? field : "user_key", "%s", err);
             goto out;
         }
-        if (op == OP_REQUEST)
-            client_request_pin(c, &q.rq, &r);
-        else
-            client_verify_pin(c, &q.vq, &r);
-        lsm_push_result(L, &r);
+        lsm_call(c, op, &q, &r);
+        lsm_push_call(L, LSM_STATS_OP(op), &r);
         client_destroy(c);
         return 1;
     }
-    c = cache_get(cc, &cfg, op, &q, &r);
-    if (c) {
-        if (op == OP_REQUEST)
-            client_request_pin(c, &q.rq, &r);
-        else
-            client_verify_pin(c, &q.vq, &r);
-    }
+    c = cache_get(cc, &cfg, &r);
+    if (c)
+        lsm_call(c, op, &q, &r);
 out:
-    lsm_push_result(L, &r);
+    lsm_push_call(L, LSM_STATS_OP(op), &r);
     return 1;
 }
 
-static int l_request_pin(lua_State *L)
+static int l_request_pin(lua_State *L) { return module_call(L, OP_REQUEST); }
+static int l_verify_pin(lua_State *L) { return module_call(L, OP_VERIFY); }
+
+/* ---- smsend._internal: for the module's own specs, not part of the API ---- */
+
+static const char *const kind_names[] = {
+    [OPTION_STRING] = "string",   [OPTION_SECRET] = "secret",   [OPTION_CREDENTIAL] = "credential",
+    [OPTION_SECONDS] = "seconds", [OPTION_INTEGER] = "integer", [OPTION_ENUM] = "enum",
+};
+
+/* _internal.options() -> { {name=, kind=, env=, default=, words={...}}, ... } in options.def order */
+static int i_options(lua_State *L)
 {
-    return module_call(L, OP_REQUEST);
+    int i, k;
+    lua_createtable(L, CONFIG_NOPTIONS, 0);
+    for (i = 0; i < CONFIG_NOPTIONS; i++) {
+        const struct option_info *o = &config_options[i];
+        lua_createtable(L, 0, 5);
+        lua_pushstring(L, o->name);
+        lua_setfield(L, -2, "name");
+        lua_pushstring(L, kind_names[o->kind]);
+        lua_setfield(L, -2, "kind");
+        if (o->env) {
+            lua_pushstring(L, o->env);
+            lua_setfield(L, -2, "env");
+        }
+        if (o->kind == OPTION_ENUM) {
+            lua_newtable(L);
+            for (k = 0; o->words[k]; k++) {
+                lua_pushstring(L, o->words[k]);
+                lua_rawseti(L, -2, k + 1);
+            }
+            lua_setfield(L, -2, "words");
+            lua_pushstring(L, o->words[(int)o->num_default]);
+        } else if (o->kind == OPTION_SECONDS || o->kind == OPTION_INTEGER) {
+            lua_pushnumber(L, o->num_default);
+        } else if (o->str_default) {
+            lua_pushstring(L, o->str_default);
+        } else {
+            lua_pushnil(L);
+        }
+        lua_setfield(L, -2, "default");
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
 }
 
-static int l_verify_pin(lua_State *L)
+/* _internal.errors() -> { {name=, retryable=true|false|"per call"}, ... } in errors.def order */
+static int i_errors(lua_State *L)
 {
-    return module_call(L, OP_VERIFY);
+    int e;
+    lua_createtable(L, SMSEND_E__COUNT - 1, 0);
+    for (e = 1; e < SMSEND_E__COUNT; e++) {
+        enum smsend_retry rt = smsend_error_retryable((smsend_error)e);
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, smsend_error_name((smsend_error)e));
+        lua_setfield(L, -2, "name");
+        if (rt == SMSEND_RETRY_PER_CALL)
+            lua_pushliteral(L, "per call");
+        else
+            lua_pushboolean(L, rt == SMSEND_RETRY_YES);
+        lua_setfield(L, -2, "retryable");
+        lua_rawseti(L, -2, e);
+    }
+    return 1;
+}
+
+/* _internal.holds(client, name, value) -> boolean: whether the client's own copy of its
+ * configuration has value for option name, compared in C (a secret never comes back to Lua).
+ * A nil value stands for what an option holds when nothing set it (no string, no default). */
+static int i_holds(lua_State *L)
+{
+    struct smsend_client *c = lsm_check_client(L); /* no upvalue: luaL_checkudata decides */
+    struct client_config cfg;
+    size_t n;
+    const char *name = luaL_checklstring(L, 2, &n), *why;
+    int option = config_find(name, n);
+    char err[256];
+    luaL_argcheck(L, option >= 0, 2, "not an option");
+    config_init(&cfg);
+    if (!lua_isnoneornil(L, 3) && (why = lsm_read_option(L, 3, option, &cfg, err, sizeof err)) != NULL)
+        return luaL_argerror(L, 3, why);
+    lua_pushboolean(L, client_option_is(c, option, &cfg));
+    return 1;
+}
+
+/* _internal.cached_client(options) -> lightuserdata | nil, message: the client the module-level
+ * calls would use for these options (creating it as they would). */
+static int i_cached_client(lua_State *L)
+{
+    struct cache *cc = lua_touserdata(L, lua_upvalueindex(1));
+    struct client_config cfg;
+    union lsm_request q;
+    struct smsend_result r;
+    struct smsend_client *c = NULL;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    result_clear(&r);
+    if (lsm_read_table(L, 1, OP_NONE, &q, &cfg, &r) == 0 && !cc->closed)
+        c = cache_get(cc, &cfg, &r);
+    if (!c) {
+        lua_pushnil(L);
+        lua_pushstring(L, r.message);
+        return 2;
+    }
+    lua_pushlightuserdata(L, c);
+    return 1;
+}
+
+static void push_internal(lua_State *L, int cache_index)
+{
+    static const luaL_Reg plain[] = {
+        {"options", i_options},
+        {"errors", i_errors},
+        {"holds", i_holds},
+        {NULL, NULL},
+    };
+    lua_newtable(L);
+    luaL_setfuncs(L, plain, 0);
+    lua_pushvalue(L, cache_index);
+    lua_pushcclosure(L, i_cached_client, 1);
+    lua_setfield(L, -2, "cached_client");
 }
 
 SMSEND_EXPORT int luaopen_smsend(lua_State *L)
@@ -232,7 +245,7 @@ SMSEND_EXPORT int luaopen_smsend(lua_State *L)
         {NULL, NULL},
     };
     struct cache *cc;
-    if (http_global_init() != 0)
+    if (client_global_init() != 0)
         return luaL_error(L, "smsend: libcurl could not be initialised");
     lsm_client_register(L);
     lua_newtable(L);
@@ -243,13 +256,16 @@ SMSEND_EXPORT int luaopen_smsend(lua_State *L)
         lua_setfield(L, -2, "__gc");
     }
     lua_setmetatable(L, -2);
+    push_internal(L, lua_gettop(L));
+    lua_setfield(L, -3, "_internal");
     lsm_push_keys(L);
     luaL_setfuncs(L, cached_fns, 1 + LSM_NKEYS); /* upvalue 1: the cache; then the status keys */
     lua_pushcfunction(L, lsm_client_new);
     lua_setfield(L, -2, "new");
     lua_pushliteral(L, SMSEND_VERSION);
     lua_setfield(L, -2, "_VERSION");
-    lsm_sms_register(L);
+    luaL_setfuncs(L, lsm_sms_functions, 0);
+    luaL_setfuncs(L, lsm_stats_functions, 0);
     lsm_guard_register(L);
     return 1;
 }

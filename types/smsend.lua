@@ -15,7 +15,7 @@ local smsend = {}
 ---| "bad_request"       # The gateway answered HTTP 400.
 ---| "unauthorized"      # HTTP 401 (after one fresh login when username/password are given), or no credentials.
 ---| "not_found"         # HTTP 404: unknown user_key or path.
----| "rate_limited"      # HTTP 429; see `retry_after`.
+---| "rate_limited"      # HTTP 429, refused before the gateway acted (retryable); see `retry_after`.
 ---| "server_error"      # HTTP 5xx; see `retry_after` for 503.
 ---| "unexpected_status" # Any other HTTP status.
 ---| "bad_response"      # HTTP 200 whose body is not what the gateway promises.
@@ -26,8 +26,11 @@ local smsend = {}
 ---| "network_error"     # Any other transport failure.
 ---| "wrong_pin"         # verify_pin: the gateway rejected the PIN; see `tries_remaining`.
 ---| "login_failed"      # username/password login refused by the gateway.
----| "cooldown"          # request_pin within `min_interval` of the last one to this recipient.
+---| "cooldown"          # request_pin within `min_interval` of the last one to this recipient (or past `pins_per_window`).
 ---| "out_of_memory"     # An allocation failed; `retryable` says whether anything had been sent.
+---| "guard_unavailable" # The guard's store (Redis) could not be reached and `guard_fail` is "closed"; nothing was sent.
+---| "country_not_allowed" # The recipient's calling code is not in `allowed_countries`; nothing was sent.
+---| "busy"              # No worker was free to take the call (OpenResty's thread pool or queue); nothing was sent.
 ---| "cancelled"         # op:cancel(), a collected op, or client:close() with the op in flight.
 
 ---Which login a username/password client performs: a session key or an access token.
@@ -52,7 +55,9 @@ local smsend = {}
 ---Options of `smsend.new`. Credentials: `user_key` with `access_token` or `session_key`, or
 ---`username` with `password` (logs in lazily and once more after a 401). With no credential
 ---given, the SMSEND_USER_KEY, SMSEND_ACCESS_TOKEN, SMSEND_SESSION_KEY, SMSEND_USERNAME and
----SMSEND_PASSWORD environment variables are read; SMSEND_BASE_URL when `base_url` is absent.
+---SMSEND_PASSWORD environment variables are read; SMSEND_BASE_URL, SMSEND_CAINFO and
+---SMSEND_GUARD_KEY when `base_url`, `cainfo` and `guard_key` are absent; one of these three set
+---but empty is a configuration error.
 ---@class smsend.options
 ---@field user_key string? The gateway's user key (goes with access_token or session_key).
 ---@field access_token string? A long-lived access token (not together with session_key).
@@ -65,15 +70,21 @@ local smsend = {}
 ---@field base_url string? Gateway root, https:// only (http:// for loopback); default "https://app.gateway.smsend.it/API/v1.0/REST/".
 ---@field timeout number? Seconds for a whole call, fractions allowed, above 0 and at most 86400 (default 10).
 ---@field connect_timeout number? Seconds to connect, fractions allowed, above 0 and at most 86400 (default 5).
----@field cainfo string? CA bundle file for verifying the gateway's certificate.
+---@field cainfo string? CA bundle file for verifying the gateway's certificate (SMSEND_CAINFO).
 ---@field capath string? CA certificate directory for verifying the gateway's certificate.
 ---@field proxy string? Proxy URL handed to libcurl.
 ---@field user_agent string? Text appended to the module's own "smsend-lua/VERSION" + libcurl User-Agent.
----@field min_interval number? Seconds between two PIN requests to one recipient from this client (0 = off, the default).
+---@field min_interval number? Seconds between two PIN requests to one recipient (0 = off, the default).
+---@field guard string? Where PIN requests are claimed: "process" (the default: every Lua state of the process) or "redis://[:password@]host:port[/db]" (every process using that Redis; a secret).
+---@field guard_fail "closed"|"open"? When the guard's store cannot be reached: "closed" (the default) refuses with "guard_unavailable", "open" sends anyway.
+---@field guard_key string? Secret of at least 16 bytes keying the hash under which numbers are kept in the guard's store (SMSEND_GUARD_KEY).
+---@field pins_per_window integer? At most this many PIN requests to one recipient per `window` (0 = off, the default).
+---@field window number? Seconds of the `pins_per_window` window (default 600).
+---@field allowed_countries string? Calling codes a PIN may go to, e.g. "39,44,1"; any other recipient is "country_not_allowed".
 
 ---Fields of a PIN request.
 ---@class smsend.pin_request
----@field recipient string Phone number: "+" or "00" then 6 to 15 digits, e.g. "+393471234567" (see `smsend.normalize_recipient`).
+---@field recipient string Phone number: "+" or "00" then 6 to 15 digits, the first not 0, e.g. "+393471234567" (see `smsend.normalize_recipient`).
 ---@field senderName string? Sender shown on the phone: 1 to 11 characters, or up to 16 digits.
 ---@field expiry integer? Minutes the PIN stays valid: a positive whole number.
 ---@field messageBody string? SMS text, valid UTF-8, at most 1600 bytes: the gateway replaces "%PIN%" with the PIN, or appends the PIN at the end when "%PIN%" is absent.
@@ -174,7 +185,7 @@ function op:timeout() end
 ---@return string? message Why the options were refused.
 function smsend.new(opts) end
 
----Sends a PIN with a client cached per configuration (keyed by a hash, never by the secrets).
+---Sends a PIN with a client cached per configuration (configurations compared in C memory).
 ---Unknown keys and bad options come back as "invalid_request". Raises when `t` is not a table.
 ---@param t smsend.request_pin_call
 ---@return smsend.status status
@@ -229,5 +240,27 @@ function smsend.guard_key(recipient, options) end
 ---@return smsend.sms_segments? count
 ---@return string? message Why `text` could not be counted (byte offset included).
 function smsend.sms_segments(text) end
+
+---A latency bucket of the gateway exchanges: how many took at most `le` seconds (cumulative).
+---@class smsend.stats_bucket
+---@field le number Upper bound in seconds (math.huge for the last bucket).
+---@field count number Exchanges that took at most `le` seconds.
+
+---Process-wide counters (every Lua state and thread of the process adds to the same ones).
+---@class smsend.stats
+---@field calls table<string, table<string, number>> Calls by operation ("request_pin", "verify_pin", "login", "check_session") and outcome ("ok" or an error code).
+---@field logins number Logins made with username and password.
+---@field renewals number Logins repeated after the gateway refused an expired session.
+---@field cooldown_refusals number PIN requests refused by the cooldown, nothing sent.
+---@field connections number Connections opened to the gateway or its proxy.
+---@field gateway_seconds { count: number, sum: number, buckets: smsend.stats_bucket[] } Time of each HTTP exchange with the gateway.
+
+---The process-wide counters; no phone number, PIN or secret is in them.
+---@return smsend.stats stats
+function smsend.stats() end
+
+---The same counters in the Prometheus text exposition format (metric names `smsend_*`).
+---@return string text
+function smsend.metrics() end
 
 return smsend

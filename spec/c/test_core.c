@@ -2,6 +2,7 @@
  * Build and run with `make cunit`. The last line printed is always "N passed, M failed";
  * the exit status is non-zero when any check failed. */
 #include <float.h>
+#include <pthread.h>
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
@@ -11,14 +12,18 @@
 
 #include "answer.h"
 #include "buf.h"
-#include "client.h"
+#include "config.h"
 #include "cooldown.h"
 #include "fields.h"
 #include "hash.h"
+#include "http.h"
 #include "json.h"
+#include "phone.h"
 #include "result.h"
 #include "secret.h"
+#include "stats.h"
 #include "urlenc.h"
+#include "utf8.h"
 
 /* ---- a tiny check harness ---- */
 
@@ -142,20 +147,31 @@ static void test_utf8_count(void)
     CHECK(utf8_count(L("\xC3\xA8\xA8")) == -1);
 }
 
-/* ---- json_put_string / json_put_int ---- */
+/* ---- json_write_string / json_write_int ---- */
 
 static struct buf put_out;
+
+/* Appends to b the way the request writers do: reserve the worst case, then write unchecked. */
+static int append_json(struct buf *b, const char *p, size_t n, long long v, int is_int)
+{
+    if (buf_reserve(b, is_int ? JSON_INT_MAX : JSON_STRING_MAX(n)) != 0)
+        return -1;
+    b->len = (size_t)((is_int ? json_write_int(b->data + b->len, v) : json_write_string(b->data + b->len, p, n)) -
+                      b->data);
+    b->data[b->len] = 0;
+    return 0;
+}
 
 static void put_string(const char *p, size_t n)
 {
     buf_reset(&put_out);
-    CHECK(json_put_string(&put_out, p, n) == 0);
+    CHECK(append_json(&put_out, p, n, 0, 0) == 0);
 }
 
 static void put_int(long long v)
 {
     buf_reset(&put_out);
-    CHECK(json_put_int(&put_out, v) == 0);
+    CHECK(append_json(&put_out, NULL, 0, v, 1) == 0);
 }
 
 static void test_json_write(void)
@@ -202,8 +218,8 @@ static void test_json_write(void)
     /* appends after what is already there */
     buf_init(&b, 0);
     CHECK(buf_puts(&b, "{\"k\":") == 0);
-    CHECK(json_put_string(&b, L("v")) == 0);
-    CHECK(buf_putc(&b, '}') == 0);
+    CHECK(append_json(&b, L("v"), 0, 0) == 0);
+    CHECK(buf_append(&b, "}", 1) == 0);
     CHECK_BYTES(b.data, b.len, "{\"k\":\"v\"}");
     buf_free(&b);
 
@@ -213,7 +229,7 @@ static void test_json_write(void)
         size_t i;
         memset(in, 0x01, sizeof in);
         buf_reset(&put_out);
-        CHECK(json_put_string(&put_out, in, sizeof in) == 0);
+        CHECK(append_json(&put_out, in, sizeof in, 0, 0) == 0);
         CHECK(put_out.len == sizeof in * 6 + 2);
         for (i = 0; i < sizeof in; i++)
             if (memcmp(put_out.data + 1 + 6 * i, "\\u0001", 6) != 0)
@@ -810,6 +826,12 @@ static void test_fields(void)
     FIELD(field_check_recipient, "+", 0, "recipient");
     FIELD(field_check_recipient, "00", 0, "recipient");
     FIELD(field_check_recipient, "0", 0, "recipient");
+    /* the phone rule: no country code starts with 0 (here as in normalize_recipient) */
+    FIELD(field_check_recipient, "+0123456789", 0, "recipient");
+    FIELD(field_check_recipient, "000123456789", 0, "recipient");
+    FIELD(field_check_recipient, "+00393471234567", 0, "recipient");
+    result_clear(&fr);
+    CHECK(field_check_recipient(L("+0123456789"), &fr) == -1 && strstr(fr.message, "country code") != NULL);
 
     /* senderName */
     FIELD(field_check_sender, "MyCompany", 1, "senderName");
@@ -930,9 +952,24 @@ static void test_fields(void)
         q.message.n = 9;
         result_clear(&fr);
         CHECK(fields_check_request(&q, &fr) == 0);
+        /* expiry is checked with the other fields, after them */
+        q.has_expiry = 1;
+        q.expiry = 2.5;
+        result_clear(&fr);
+        CHECK(fields_check_request(&q, &fr) == -1 && strcmp(fr.field, "expiry") == 0);
+        q.expiry = 0;
+        result_clear(&fr);
+        CHECK(fields_check_request(&q, &fr) == -1 && strcmp(fr.field, "expiry") == 0);
+        q.expiry = 5;
+        result_clear(&fr);
+        CHECK(fields_check_request(&q, &fr) == 0);
         q.recipient.n = 5;
         result_clear(&fr);
         CHECK(fields_check_request(&q, &fr) == -1 && strcmp(fr.field, "recipient") == 0);
+        /* a request already checked is not checked again */
+        q.checked = 1;
+        result_clear(&fr);
+        CHECK(fields_check_request(&q, &fr) == 0 && fr.error == SMSEND_OK);
 
         memset(&v, 0, sizeof v);
         result_clear(&fr);
@@ -956,6 +993,44 @@ static void test_fields(void)
     CHECK(strcmp(smsend_error_name(SMSEND_E_WRONG_PIN), "wrong_pin") == 0);
     CHECK(strcmp(smsend_error_name(SMSEND_E_OUT_OF_MEMORY), "out_of_memory") == 0);
     CHECK(strcmp(smsend_error_name((smsend_error)999), "unexpected_status") == 0);
+    CHECK(strcmp(smsend_error_name(SMSEND_E_GUARD_UNAVAILABLE), "guard_unavailable") == 0);
+    /* the usual OK body, as the binding asks for it */
+    {
+        char ok[] = "{\"status\":\"OK\"}", other[] = "{\"status\":\"OK\"} ";
+        result_clear(&fr);
+        CHECK(!result_body_is_ok(&fr));
+        fr.body.data = ok;
+        fr.body.len = sizeof ok - 1;
+        CHECK(result_body_is_ok(&fr));
+        fr.body.data = other;
+        fr.body.len = sizeof other - 1;
+        CHECK(!result_body_is_ok(&fr));
+        result_clear(&fr);
+    }
+    CHECK(smsend_error_retryable(SMSEND_E_CONNECT_FAILED) == SMSEND_RETRY_YES);
+    CHECK(smsend_error_retryable(SMSEND_E_BAD_REQUEST) == SMSEND_RETRY_NO);
+    CHECK(smsend_error_retryable(SMSEND_E_TIMEOUT) == SMSEND_RETRY_PER_CALL);
+    CHECK(smsend_error_retryable(SMSEND_E_BUSY) == SMSEND_RETRY_YES);
+    CHECK(smsend_error_retryable(SMSEND_E_COUNTRY_NOT_ALLOWED) == SMSEND_RETRY_NO);
+    /* errors.def: every constant is its name in capitals, and names are unique */
+    {
+        static const char *const pairs[][2] = {
+#define ERR(constant, name, retryable) {#constant, #name},
+#include "errors.def"
+#undef ERR
+        };
+        size_t i, j, k;
+        CHECK(sizeof pairs / sizeof pairs[0] == SMSEND_E__COUNT - 1);
+        for (i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+            const char *c = pairs[i][0], *n = pairs[i][1];
+            for (k = 0; c[k] && n[k] && (c[k] == n[k] || c[k] == n[k] - 'a' + 'A'); k++)
+                ;
+            CHECK(c[k] == 0 && n[k] == 0);
+            CHECK(strcmp(smsend_error_name((smsend_error)(i + 1)), n) == 0);
+            for (j = 0; j < i; j++)
+                CHECK(strcmp(pairs[j][1], n) != 0);
+        }
+    }
     /* messages are truncated, never overflow */
     {
         char *big = repeat("m", 1000, "");
@@ -969,6 +1044,313 @@ static void test_fields(void)
 }
 
 /* ---- secrets ---- */
+
+/* ---- phone rule ---- */
+
+static void e164(const char *in, size_t n, const char *want, int line)
+{
+    char out[PHONE_E164_MAX + 1];
+    int rc = phone_e164(in, n, out);
+    int ok = want ? rc == (int)strlen(want) && strcmp(out, want) == 0 : rc < 0 && out[0] == 0;
+    check_impl(ok, in, __FILE__, line);
+    if (!ok)
+        printf("    rc=%d out=\"%s\"\n", rc, out);
+}
+#define E164(in, want) e164(L(in), (want), __LINE__)
+
+static void test_phone(void)
+{
+    struct phone_countries cs;
+    char out[PHONE_E164_MAX + 1], err[200];
+
+    E164("+393471234567", "+393471234567");
+    E164("00393471234567", "+393471234567");
+    E164("+123456", "+123456");
+    E164("+123456789012345", "+123456789012345");
+    E164("+12345", NULL);
+    E164("+1234567890123456", NULL);
+    E164("001234567890123456", NULL);
+    E164("393471234567", NULL);
+    E164("+39 3471234567", NULL);
+    E164("+0123456789", NULL);
+    E164("000123456789", NULL);
+    E164("", NULL);
+    E164("+", NULL);
+    E164("+39347123456\0", NULL);
+    CHECK(phone_e164(L("+0123456789"), NULL) == PHONE_COUNTRY_ZERO);
+    CHECK(phone_e164(L("+39abc1234567"), NULL) == PHONE_BAD_FORM);
+    CHECK(phone_e164(L("+393471234567"), NULL) == 13);
+
+    /* normalisation is the same rule after the separators are gone */
+    CHECK(phone_normalize(L("0039 (347) 123.4567"), out, err, sizeof err) == 13);
+    CHECK_STR(out, "+393471234567");
+    CHECK(phone_normalize(L("+0123456789"), out, err, sizeof err) == -1 && strstr(err, "country code"));
+    CHECK(phone_normalize(L("+1234567890123456"), out, err, sizeof err) == -1 && strstr(err, "has 16"));
+    CHECK(phone_normalize(L("00 1234567890123456"), out, err, sizeof err) == -1 && strstr(err, "has 16"));
+    CHECK(phone_normalize(L("347 1234567"), out, NULL, 0) == -1 && out[0] == 0);
+    CHECK(phone_normalize(L("+44 (0)20 7946 0958"), out, NULL, 0) == 13);
+    CHECK_STR(out, "+442079460958");
+
+    /* calling codes */
+    CHECK(phone_countries_parse(L("39,44,1"), &cs) == NULL && cs.restricted);
+    CHECK(phone_country_allowed(&cs, L("+393471234567")));
+    CHECK(phone_country_allowed(&cs, L("+447700900123")));
+    CHECK(phone_country_allowed(&cs, L("+14155552671")));
+    CHECK(!phone_country_allowed(&cs, L("+4915112345678")));
+    CHECK(!phone_country_allowed(&cs, L("+3312345678")));
+    CHECK(!phone_country_allowed(&cs, L("+")));
+    CHECK(phone_countries_parse(L(" 39 , 44 "), &cs) == NULL);
+    CHECK(phone_country_allowed(&cs, L("+447700900123")) && !phone_country_allowed(&cs, L("+14155552671")));
+    CHECK(phone_countries_parse(L("999"), &cs) == NULL && phone_country_allowed(&cs, L("+9991234567")));
+    CHECK(!phone_country_allowed(&cs, L("+9912345678")));
+    CHECK(phone_countries_parse(L(""), &cs) != NULL);
+    CHECK(phone_countries_parse(L(","), &cs) != NULL);
+    CHECK(phone_countries_parse(L("39,"), &cs) != NULL);
+    CHECK(phone_countries_parse(L("39,,44"), &cs) != NULL);
+    CHECK(phone_countries_parse(L("039"), &cs) != NULL);
+    CHECK(phone_countries_parse(L("0"), &cs) != NULL);
+    CHECK(phone_countries_parse(L("1234"), &cs) != NULL);
+    CHECK(phone_countries_parse(L("+39"), &cs) != NULL);
+    CHECK(phone_countries_parse(L("39;44"), &cs) != NULL);
+    CHECK(phone_countries_parse(L("3 9"), &cs) != NULL);
+    memset(&cs, 0, sizeof cs); /* not restricted: everything goes */
+    CHECK(phone_country_allowed(&cs, L("+4915112345678")));
+}
+
+/* ---- config ---- */
+
+static void set_str(struct client_config *cfg, int i, const char *v)
+{
+    config_set_string(cfg, i, v, strlen(v));
+}
+
+static void base_config(struct client_config *cfg)
+{
+    config_init(cfg);
+    set_str(cfg, CONFIG_OPT_user_key, "U");
+    set_str(cfg, CONFIG_OPT_access_token, "T");
+    set_str(cfg, CONFIG_OPT_base_url, "http://127.0.0.1:9/");
+}
+
+/* 0 when cfg (finished) passes config_parse, else -1 with field as the offending option. */
+static int parse(struct client_config *cfg, const char *want_field)
+{
+    struct config_parsed parsed;
+    char err[512], field[SMSEND_FIELD_MAX];
+    int rc = config_finish(cfg, err, sizeof err, field, sizeof field);
+    if (rc == 0)
+        rc = config_parse(cfg, &parsed, err, sizeof err, field, sizeof field);
+    return rc == 0 ? 0 : (want_field && strcmp(field, want_field) == 0 ? -1 : -2);
+}
+
+/* The verdict of parse() on the base configuration with option i set to v (or to number). */
+static int try_option(int i, const char *v, double number)
+{
+    struct client_config cfg;
+    base_config(&cfg);
+    if (v)
+        set_str(&cfg, i, v);
+    else
+        config_set_number(&cfg, i, number);
+    return parse(&cfg, config_options[i].name);
+}
+
+static void test_config(void)
+{
+    struct client_config a, b;
+    struct config_copy copy;
+    struct config_parsed parsed;
+    char err[256], field[SMSEND_FIELD_MAX];
+    int i;
+
+    CHECK(config_find(L("base_url")) == CONFIG_OPT_base_url);
+    CHECK(config_find(L("allowed_countries")) == CONFIG_OPT_allowed_countries);
+    CHECK(config_find(L("base_ur")) == -1 && config_find(L("")) == -1 && config_find(L("recipient")) == -1);
+    for (i = 0; i < CONFIG_NOPTIONS; i++)
+        CHECK(config_find(config_options[i].name, config_options[i].name_len) == i);
+
+    config_init(&a);
+    CHECK(a.timeout == 10 && a.connect_timeout == 5 && a.window == 600 && a.pins_per_window == 0);
+    CHECK(a.auth == AUTH_SESSION && a.guard_fail == GUARD_FAIL_CLOSED && !a.base_url.p && !a.guard.p);
+    CHECK(config_set_enum(&a, CONFIG_OPT_guard_fail, L("open"), err, sizeof err) == 0 && a.guard_fail == GUARD_FAIL_OPEN);
+    CHECK(config_set_enum(&a, CONFIG_OPT_auth, L("Token"), err, sizeof err) == -1);
+    CHECK_STR(err, "auth must be \"session\" or \"token\"");
+
+    base_config(&a);
+    CHECK(parse(&a, NULL) == 0);
+    CHECK(a.guard.p && strcmp(a.guard.p, "process") == 0 && strcmp(a.login_path.p, "login") == 0);
+    base_config(&a);
+    set_str(&a, CONFIG_OPT_guard, "redis://:secret@127.0.0.1:6379/3");
+    set_str(&a, CONFIG_OPT_allowed_countries, "39,44");
+    set_str(&a, CONFIG_OPT_guard_key, "0123456789abcdef");
+    config_set_number(&a, CONFIG_OPT_pins_per_window, 5);
+    CHECK(parse(&a, NULL) == 0);
+    CHECK(config_parse(&a, &parsed, err, sizeof err, field, sizeof field) == 0 && parsed.countries.restricted &&
+          phone_country_allowed(&parsed.countries, L("+447700900123")) && parsed.clear_text);
+
+    CHECK(try_option(CONFIG_OPT_guard, "redis://:secret@127.0.0.1", 0) == -1); /* no port */
+    CHECK(try_option(CONFIG_OPT_guard, "redis://:@127.0.0.1:1", 0) == -1);     /* empty password */
+    CHECK(try_option(CONFIG_OPT_guard, "redis://h:1/123456", 0) == -1);
+    CHECK(try_option(CONFIG_OPT_guard, "redis://h:1/", 0) == -1);
+    CHECK(try_option(CONFIG_OPT_guard, "redis://h:1/12345", 0) == 0);
+    CHECK(try_option(CONFIG_OPT_guard, "redis://[::1]:6379", 0) == 0);
+    CHECK(try_option(CONFIG_OPT_guard, "Process", 0) == -1);
+    CHECK(try_option(CONFIG_OPT_guard_key, "0123456789abcde", 0) == -1); /* 15 bytes */
+    CHECK(try_option(CONFIG_OPT_guard_key, "0123456789abcd\n", 0) == -1);
+    CHECK(try_option(CONFIG_OPT_pins_per_window, NULL, 1.5) == -1);
+    CHECK(try_option(CONFIG_OPT_pins_per_window, NULL, -1) == -1);
+    CHECK(try_option(CONFIG_OPT_pins_per_window, NULL, 1000000) == 0);
+    CHECK(try_option(CONFIG_OPT_pins_per_window, NULL, 1000001) == -1);
+    CHECK(try_option(CONFIG_OPT_window, NULL, 0) == -1);
+    CHECK(try_option(CONFIG_OPT_window, NULL, 0.5) == 0);
+    CHECK(try_option(CONFIG_OPT_window, NULL, NAN) == -1);
+    CHECK(try_option(CONFIG_OPT_allowed_countries, "39,", 0) == -1);
+    CHECK(try_option(CONFIG_OPT_base_url, "base_url has no scheme", 0) == -1);
+    CHECK(try_option(CONFIG_OPT_proxy, "http://127.0.0.1:3128", 0) == -1); /* never in clear through a proxy */
+    /* the credentials and their combination come before everything else */
+    config_init(&a);
+    set_str(&a, CONFIG_OPT_base_url, "ftp://x");
+    CHECK(parse(&a, "user_key") == -1 || getenv("SMSEND_USER_KEY") || getenv("SMSEND_USERNAME"));
+    /* an unfinished configuration is refused, not built with a NULL base_url */
+    base_config(&a);
+    a.base_url.p = NULL;
+    CHECK(config_parse(&a, &parsed, err, sizeof err, field, sizeof field) == -1 && strcmp(field, "base_url") == 0);
+
+    /* the copy: private C strings, equal option by option, wiped when freed */
+    base_config(&a);
+    set_str(&a, CONFIG_OPT_guard_key, "0123456789abcdef");
+    CHECK(config_finish(&a, err, sizeof err, field, sizeof field) == 0);
+    CHECK(config_copy_make(&copy, &a) == 0);
+    CHECK(config_equal(&copy.cfg, &a) && copy.cfg.guard_key.p != a.guard_key.p);
+    CHECK(copy.cfg.guard_key.p[copy.cfg.guard_key.n] == 0);
+    for (i = 0; i < CONFIG_NOPTIONS; i++)
+        CHECK(config_copy_owns(&copy, i));
+    CHECK(!config_copy_owns((const struct config_copy *)&(struct config_copy){a, NULL, 0}, CONFIG_OPT_user_key));
+    b = a;
+    set_str(&b, CONFIG_OPT_guard_key, "0123456789abcdeF");
+    CHECK(!config_equal(&copy.cfg, &b) && !config_option_equal(&copy.cfg, &b, CONFIG_OPT_guard_key));
+    CHECK(config_option_equal(&copy.cfg, &b, CONFIG_OPT_user_key));
+    b = a;
+    config_set_number(&b, CONFIG_OPT_window, 601);
+    CHECK(!config_equal(&copy.cfg, &b));
+    b = a;
+    b.guard_fail = GUARD_FAIL_OPEN;
+    CHECK(!config_equal(&copy.cfg, &b));
+    b = a;
+    b.capath.p = "";
+    b.capath.n = 0; /* given but empty is not the same as not given */
+    CHECK(!config_equal(&copy.cfg, &b));
+    config_copy_free(&copy);
+    CHECK(copy.blob == NULL && copy.cfg.user_key.p == NULL);
+    config_copy_free(&copy); /* twice is fine */
+}
+
+/* ---- stats ---- */
+
+static void *count_from_a_thread(void *arg)
+{
+    int i;
+    (void)arg;
+    for (i = 0; i < 20000; i++) {
+        stats_call(STATS_REQUEST_PIN, i % 2 ? SMSEND_OK : SMSEND_E_COOLDOWN);
+        stats_login();
+        stats_gateway(0.003);
+    }
+    return NULL;
+}
+
+static int append_text(void *ctx, const char *p, size_t n)
+{
+    return buf_append(ctx, p, n);
+}
+
+static void test_stats(void)
+{
+    struct stats_snapshot before, after;
+    pthread_t t[8];
+    struct buf text;
+    int i;
+
+    stats_read(&before);
+    for (i = 0; i < 8; i++)
+        CHECK(pthread_create(&t[i], NULL, count_from_a_thread, NULL) == 0);
+    for (i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
+    stats_read(&after);
+    /* exact under contention: nothing lost between threads */
+    CHECK(after.calls[STATS_REQUEST_PIN][SMSEND_OK] - before.calls[STATS_REQUEST_PIN][SMSEND_OK] == 80000);
+    CHECK(after.calls[STATS_REQUEST_PIN][SMSEND_E_COOLDOWN] - before.calls[STATS_REQUEST_PIN][SMSEND_E_COOLDOWN] ==
+          80000);
+    CHECK(after.cooldown_refusals - before.cooldown_refusals == 80000);
+    CHECK(after.logins - before.logins == 160000);
+    CHECK(after.buckets[0] - before.buckets[0] == 160000);
+    CHECK(after.microseconds - before.microseconds == 160000ULL * 3000);
+
+    /* buckets: at most the bound goes in, just above goes to the next; slower than all: the last */
+    stats_read(&before);
+    stats_gateway(0.005);
+    stats_gateway(0.0051);
+    stats_gateway(10);
+    stats_gateway(11);
+    stats_gateway(-1); /* a clock that went back counts as no time */
+    stats_renewal();
+    stats_connection();
+    stats_call(STATS_NOPS, SMSEND_OK); /* out of range: ignored */
+    stats_call(STATS_VERIFY_PIN, SMSEND_E__COUNT);
+    stats_read(&after);
+    CHECK(after.buckets[0] - before.buckets[0] == 2 && after.buckets[1] - before.buckets[1] == 1);
+    CHECK(after.buckets[STATS_NBUCKETS - 1] - before.buckets[STATS_NBUCKETS - 1] == 1);
+    CHECK(after.buckets[STATS_NBUCKETS] - before.buckets[STATS_NBUCKETS] == 1);
+    CHECK(after.exchanges - before.exchanges == 5 && after.renewals - before.renewals == 1);
+    CHECK(after.connections - before.connections == 1);
+
+    /* the text format */
+    buf_init(&text, 0);
+    memset(&after, 0, sizeof after);
+    after.calls[STATS_VERIFY_PIN][SMSEND_E_WRONG_PIN] = 3;
+    after.calls[STATS_REQUEST_PIN][SMSEND_OK] = 7;
+    after.buckets[0] = 2;
+    after.buckets[3] = 1;
+    after.buckets[STATS_NBUCKETS] = 1;
+    after.exchanges = 4;
+    after.microseconds = 12500250;
+    after.logins = 5;
+    CHECK(stats_prometheus(&after, append_text, &text) == 0);
+    CHECK(strstr(text.data, "\nsmsend_calls_total{op=\"verify_pin\",outcome=\"wrong_pin\"} 3\n") != NULL);
+    CHECK(strstr(text.data, "\nsmsend_calls_total{op=\"request_pin\",outcome=\"ok\"} 7\n") != NULL);
+    CHECK(strstr(text.data, "\nsmsend_calls_total{op=\"login\",outcome=\"cancelled\"} 0\n") != NULL);
+    CHECK(strstr(text.data, "# TYPE smsend_logins_total counter\nsmsend_logins_total 5\n") != NULL);
+    CHECK(strstr(text.data, "\nsmsend_gateway_seconds_bucket{le=\"0.005\"} 2\n") != NULL);
+    CHECK(strstr(text.data, "\nsmsend_gateway_seconds_bucket{le=\"0.05\"} 3\n") != NULL);
+    CHECK(strstr(text.data, "\nsmsend_gateway_seconds_bucket{le=\"2.5\"} 3\n") != NULL);
+    CHECK(strstr(text.data, "\nsmsend_gateway_seconds_bucket{le=\"10\"} 3\n") != NULL);
+    CHECK(strstr(text.data, "\nsmsend_gateway_seconds_bucket{le=\"+Inf\"} 4\n") != NULL);
+    CHECK(strstr(text.data, "\nsmsend_gateway_seconds_sum 12.50025\nsmsend_gateway_seconds_count 4\n") != NULL);
+    CHECK(text.data[text.len - 1] == '\n');
+    buf_free(&text);
+}
+
+/* ---- utf8 ---- */
+
+static void test_utf8(void)
+{
+    uint32_t cp = 0;
+    CHECK(utf8_decode((const unsigned char *)"A", 1, &cp) == 1 && cp == 'A');
+    CHECK(utf8_decode((const unsigned char *)"\xC3\xA8", 2, &cp) == 2 && cp == 0xE8);
+    CHECK(utf8_decode((const unsigned char *)"\xE2\x82\xAC", 3, &cp) == 3 && cp == 0x20AC);
+    CHECK(utf8_decode((const unsigned char *)"\xF0\x9F\x98\x80", 4, &cp) == 4 && cp == 0x1F600);
+    CHECK(utf8_decode((const unsigned char *)"\xF4\x8F\xBF\xBF", 4, NULL) == 4);
+    CHECK(utf8_decode((const unsigned char *)"\xED\xA0\x80", 3, NULL) == 0);
+    CHECK(utf8_decode((const unsigned char *)"\xE2\x82\xAC", 2, NULL) == 0);
+    CHECK(utf8_has_ctl(L("plain text"), 0) == 0);
+    CHECK(utf8_has_ctl(L("plain text"), 1) == 1);
+    CHECK(utf8_has_ctl(L("a\tb"), 0) == 1);
+    CHECK(utf8_has_ctl(L("a\0b"), 0) == 1);
+    CHECK(utf8_has_ctl(L("a\x7f"), 0) == 1);
+    CHECK(utf8_has_ctl(L("a\x1f"), 0) == 1);
+    CHECK(utf8_has_ctl(L("\xC3\xA8\x80\xFF"), 1) == 0); /* bytes above DEL are not controls here */
+    CHECK(utf8_has_ctl(L(""), 1) == 0);
+}
 
 static void test_secret(void)
 {
@@ -1002,22 +1384,17 @@ static void test_secret(void)
     CHECK(!secret_isset(&a));
     CHECK(secret_set(&a, L("hunter2")) == 0);
     CHECK(secret_isset(&a) && a.len == 7 && a.data[7] == 0);
-    CHECK(secret_equals(&a, L("hunter2")) == 1);
-    CHECK(secret_equals(&a, L("hunter3")) == 0);
-    CHECK(secret_equals(&a, L("Hunter2")) == 0);
-    CHECK(secret_equals(&a, L("hunter")) == 0);
-    CHECK(secret_equals(&a, L("hunter22")) == 0);
-    CHECK(secret_equals(&a, L("")) == 0);
+    CHECK_BYTES(a.data, a.len, "hunter2");
     CHECK(secret_set(&a, L("x")) == 0); /* replace */
-    CHECK(a.len == 1 && secret_equals(&a, L("x")) && !secret_equals(&a, L("hunter2")));
+    CHECK_BYTES(a.data, a.len, "x");
+    CHECK(a.data[1] == 0);
     CHECK(secret_set(&a, L("a\0b")) == 0); /* bytes, not C strings */
-    CHECK(a.len == 3 && secret_equals(&a, L("a\0b")) && !secret_equals(&a, L("a\0c")));
+    CHECK_BYTES(a.data, a.len, "a\0b");
     secret_clear(&a);
     CHECK(!secret_isset(&a) && a.len == 0 && a.data == NULL);
-    CHECK(secret_equals(&a, L("")) == 0); /* an unset secret equals nothing */
-    secret_clear(&a);                     /* twice is fine */
+    secret_clear(&a); /* twice is fine */
     CHECK(secret_set(&a, L("")) == 0);
-    CHECK(secret_isset(&a) && a.len == 0 && secret_equals(&a, L("")) == 1);
+    CHECK(secret_isset(&a) && a.len == 0 && a.data[0] == 0);
 
     CHECK(secret_set(&a, L("SESSIONKEY")) == 0);
     CHECK(secret_set(&b, L("USERKEY")) == 0);
@@ -1074,7 +1451,7 @@ static void test_buf(void)
     CHECK(buf_puts(&b, "5678") == 0);
     CHECK_BYTES(b.data, b.len, "12345678");
     CHECK(!b.overflow);
-    CHECK(buf_putc(&b, 'x') == -1);
+    CHECK(buf_append(&b, "x", 1) == -1);
     CHECK(b.overflow == 1);
     CHECK_STR(buf_cstr(&b), "12345678"); /* untouched by the refused append */
     buf_reset(&b);
@@ -1351,6 +1728,10 @@ int main(void)
     test_urlenc();
     test_answers();
     test_fields();
+    test_phone();
+    test_config();
+    test_stats();
+    test_utf8();
     test_secret();
     test_buf();
     test_siphash();
