@@ -39,11 +39,38 @@ describe("smsend.stats and smsend.metrics", function()
     assert.equal("invalid_request", smsend.request_pin{ recipient = RCPT }.error) -- no credentials
     assert.equal("invalid_request", smsend.verify_pin{ user_key = UK, access_token = TOK, base_url = sb.base_url,
                                                        recipient = RCPT, bogus = 1 }.error)
+    local d = delta(before, smsend.stats())
+    d.connections = nil -- whether a kept-alive connection of the process's pool was free: not this test's
     assert.same({
       ["request_pin.ok"] = 1, ["request_pin.cooldown"] = 1, ["request_pin.invalid_request"] = 2,
       ["verify_pin.wrong_pin"] = 1, ["verify_pin.invalid_request"] = 1,
       ["login.invalid_request"] = 1, ["check_session.ok"] = 1, cooldown_refusals = 1,
-    }, delta(before, smsend.stats()))
+    }, d)
+    c:close()
+  end)
+
+  it("count logins, renewals, connections and gateway latency", function()
+    collectgarbage() -- no session of an earlier test is still held
+    collectgarbage()
+    local other = helpers.start_sandbox{ tls = false } -- a gateway no connection of the pool goes to
+    finally(function() helpers.stop_sandbox(other) end)
+    local u = helpers.DEFAULT_USER
+    local c = assert(smsend.new{ username = u.username, password = u.password, base_url = other.base_url })
+    local before = smsend.stats()
+    assert.is_true(c:request_pin{ recipient = "+393470006202" }.ok)   -- login, request
+    other:expire_sessions()
+    assert.is_true(c:request_pin{ recipient = "+393470006203" }.ok)   -- 401, login, request
+    local after = smsend.stats()
+    local d = delta(before, after)
+    assert.equal(2, d.logins)
+    assert.equal(1, d.renewals)
+    assert.equal(1, d.connections)
+    assert.equal(5, after.gateway_seconds.count - before.gateway_seconds.count)
+    assert.is_true(after.gateway_seconds.sum > before.gateway_seconds.sum)
+    -- pollable ops count like the blocking calls
+    local op = c:request_pin_async{ recipient = "+393470006204" }
+    assert.is_true(op:wait(5).ok)
+    assert.equal(1, delta(after, smsend.stats())["request_pin.ok"])
     c:close()
   end)
 

@@ -12,6 +12,7 @@
 #include "guard.h"
 #include "http.h"
 #include "session.h"
+#include "stats.h"
 #include "json.h"
 #include "secret.h"
 #include "urlenc.h"
@@ -598,6 +599,7 @@ static void op_start_login(struct smsend_op *op)
     call.url_is_scratch = 1;
     op->step = STEP_LOGIN;
     c->login_owner = op;
+    stats_login();
     if (op_exchange(op, &call) != 0) {
         c->login_owner = NULL;
         secure_wipe(u->data, u->size);
@@ -727,6 +729,7 @@ static void on_exchange_done(struct http_exchange *x, void *owner)
         /* A 401 means the gateway refused the call, so nothing was sent: safe to repeat once,
          * with keys newer than the refused ones (another op may have renewed them already). */
         op->renewed = 1;
+        stats_renewal();
         result_clear(&op->r);
         if (c->key_gen == op->key_gen) {
             secret_clear(&c->key);
@@ -887,6 +890,14 @@ static int op_claim(struct smsend_op *op, const struct pin_request *q)
     size_t n = (size_t)phone_e164(q->recipient.p, q->recipient.n, e164); /* checked: > 0 */
     double retry_after = 0;
     msg[0] = 0;
+    if (!phone_country_allowed(&c->countries, e164, n)) {
+        result_fail(&op->r, SMSEND_E_COUNTRY_NOT_ALLOWED,
+                    "recipient is in a country outside allowed_countries: nothing was sent");
+        snprintf(op->r.field, sizeof op->r.field, "recipient");
+        return -1;
+    }
+    if (!c->guard)
+        return 0;
     switch (guard_claim(c->guard, e164, n, &op->claim, &retry_after, msg, sizeof msg)) {
     case GUARD_GRANTED:
         return 0;
@@ -925,7 +936,7 @@ struct smsend_op *smsend_op_request_pin(struct smsend_client *c, const struct pi
     }
     /* The number is claimed before anything is sent: two calls for one number, in any Lua state,
      * thread or machine sharing the store, cannot both pass. */
-    if (c->guard && op_claim(op, q) != 0) {
+    if (op_claim(op, q) != 0) {
         op_done(op);
         return op;
     }

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "http.h"
+#include "stats.h"
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static int global_status = -1;
@@ -268,8 +269,11 @@ static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_
         return CURL_SOCKET_BAD;
     }
     s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-    if (s != CURL_SOCKET_BAD && t->nsocks < HTTP_MAX_SOCKETS)
-        t->socks[t->nsocks++] = (int)s;
+    if (s != CURL_SOCKET_BAD) {
+        stats_connection();
+        if (t->nsocks < HTTP_MAX_SOCKETS)
+            t->socks[t->nsocks++] = (int)s;
+    }
     return s;
 }
 
@@ -854,6 +858,7 @@ struct http_exchange *http_start(struct http_transport *t, struct http_client *h
     x->done = 0;
     x->code = CURLE_OK;
     x->owner = owner;
+    x->started = http_now();
     if (c != CURLE_OK || curl_multi_add_handle(t->multi, e) != CURLM_OK) {
         x->cur_url = NULL;
         x->cur_curlu = NULL;
@@ -933,6 +938,7 @@ static void collect(struct http_transport *t)
             continue;
         x->code = m->data.result;
         detach(x); /* m is invalid from here on */
+        stats_gateway(http_now() - x->started);
         x->done = 1;
         if (t->on_done)
             t->on_done(x, x->owner);

@@ -63,6 +63,7 @@ struct http_exchange {
     int header_lines;
     int header_overflow;              /* the answer's headers passed the caps */
     int refused_socket;               /* the open-socket guard refused an address */
+    double started;                   /* when it was added (monotonic seconds), for the latency */
     char errbuf[CURL_ERROR_SIZE];
 };
 

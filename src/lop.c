@@ -7,6 +7,7 @@
 struct lop {
     struct smsend_op *op; /* NULL once its status table is built (the C op is then freed) */
     int fd;               /* op:pollfd(), fixed for the op's life */
+    enum stats_op kind;   /* what it counts as in smsend.stats() */
 };
 
 /* The uservalue (a table: LuaJIT keeps userdata environments as tables) holds [1] the client
@@ -51,7 +52,7 @@ static void settle(lua_State *L, struct lop *u)
     int top;
     get_uv(L, 1);
     top = lua_gettop(L);
-    lsm_push_result(L, smsend_op_result(u->op)); /* may leave the body string below the table */
+    lsm_push_call(L, u->kind, smsend_op_result(u->op)); /* may leave the body string below the table */
     lua_pushvalue(L, -1);
     lua_rawseti(L, top, 2);
     lua_replace(L, top);
@@ -166,6 +167,7 @@ static int start(lua_State *L, enum lsm_op kind)
     u = lua_newuserdata(L, sizeof *u);
     u->op = NULL;
     u->fd = -1;
+    u->kind = LSM_STATS_OP(kind);
     luaL_setmetatable(L, LSMSEND_OP_MT);
     lua_createtable(L, 2, 0);
     lua_pushvalue(L, 1);
