@@ -919,30 +919,33 @@ static int op_claim(struct smsend_op *op, const struct pin_request *q)
     }
 }
 
-struct smsend_op *smsend_op_request_pin(struct smsend_client *c, const struct pin_request *q, int pollable)
+/* Goes on with a POST op whose checks passed: its body (built, or -1 when out of memory: nothing
+ * sent), then its keys and the call. */
+static struct smsend_op *op_post(struct smsend_op *op, int body_failed, const char *url, CURLU **parsed)
 {
-    struct smsend_op *op = op_new(c, OPK_REQUEST, pollable);
-    if (!op)
-        return NULL;
-    if (fields_check_request(q, &op->r)) {
-        op_done(op);
-        return op;
-    }
-    if (build_request_body(&op->body, q)) {
+    if (body_failed) {
         result_fail(&op->r, SMSEND_E_OUT_OF_MEMORY, "out of memory");
         op->r.retryable = 1;
         op_done(op);
         return op;
     }
+    op_set_call(op, HTTP_POST, url, parsed);
+    op_need_keys(op);
+    return op;
+}
+
+struct smsend_op *smsend_op_request_pin(struct smsend_client *c, const struct pin_request *q, int pollable)
+{
+    struct smsend_op *op = op_new(c, OPK_REQUEST, pollable);
+    if (!op)
+        return NULL;
     /* The number is claimed before anything is sent: two calls for one number, in any Lua state,
      * thread or machine sharing the store, cannot both pass. */
-    if (op_claim(op, q) != 0) {
+    if (fields_check_request(q, &op->r) || op_claim(op, q) != 0) {
         op_done(op);
         return op;
     }
-    op_set_call(op, HTTP_POST, c->url_request, &c->u_request);
-    op_need_keys(op);
-    return op;
+    return op_post(op, build_request_body(&op->body, q), c->url_request, &c->u_request);
 }
 
 struct smsend_op *smsend_op_verify_pin(struct smsend_client *c, const struct pin_verify *q, int pollable)
@@ -954,15 +957,7 @@ struct smsend_op *smsend_op_verify_pin(struct smsend_client *c, const struct pin
         op_done(op);
         return op;
     }
-    if (build_verify_body(&op->body, q)) {
-        result_fail(&op->r, SMSEND_E_OUT_OF_MEMORY, "out of memory");
-        op->r.retryable = 1;
-        op_done(op);
-        return op;
-    }
-    op_set_call(op, HTTP_POST, c->url_verify, &c->u_verify);
-    op_need_keys(op);
-    return op;
+    return op_post(op, build_verify_body(&op->body, q), c->url_verify, &c->u_verify);
 }
 
 struct smsend_op *smsend_op_login(struct smsend_client *c, int pollable)

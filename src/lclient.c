@@ -271,18 +271,22 @@ void lsm_push_result(lua_State *L, const struct smsend_result *r)
 
 /* ---- the client userdata ---- */
 
-/* The methods carry the metatable as their upvalue: comparing with it is the type check
+/* The methods carry their class's metatable as upvalue 1: comparing with it is the type check
  * luaL_checkudata makes, without looking the name up in the registry on every call. */
-struct smsend_client *lsm_check_client(lua_State *L)
+void *lsm_check_self(lua_State *L, const char *name)
 {
-    struct lclient *u = lua_touserdata(L, 1);
+    void *u = lua_touserdata(L, 1);
     int ok = 0;
     if (u && lua_getmetatable(L, 1)) {
         ok = lua_rawequal(L, -1, lua_upvalueindex(1));
         lua_pop(L, 1);
     }
-    if (!ok)
-        u = luaL_checkudata(L, 1, LSMSEND_CLIENT_MT); /* raises the usual message */
+    return ok ? u : luaL_checkudata(L, 1, name); /* raises the usual message */
+}
+
+struct smsend_client *lsm_check_client(lua_State *L)
+{
+    struct lclient *u = lsm_check_self(L, LSMSEND_CLIENT_MT);
     if (!u->c)
         luaL_error(L, "attempt to use a closed smsend.client");
     return u->c;
@@ -402,14 +406,19 @@ void lsm_client_register(lua_State *L)
         {NULL, NULL},
     };
     lsm_op_register(L);
-    if (luaL_newmetatable(L, LSMSEND_CLIENT_MT)) {
+    lsm_register_class(L, LSMSEND_CLIENT_MT, meta, methods);
+}
+
+void lsm_register_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods)
+{
+    if (luaL_newmetatable(L, name)) {
         luaL_setfuncs(L, meta, 0);
         lua_newtable(L);
         lua_pushvalue(L, -2);
         lsm_push_keys(L);
-        luaL_setfuncs(L, methods, 1 + LSM_NKEYS); /* upvalue 1: the metatable, for check_open */
+        luaL_setfuncs(L, methods, 1 + LSM_NKEYS); /* upvalue 1: the metatable, for the type check */
         lua_setfield(L, -2, "__index");
-        lua_pushliteral(L, "smsend.client");
+        lua_pushstring(L, name);
         lua_setfield(L, -2, "__name");
     }
     lua_pop(L, 1);

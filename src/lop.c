@@ -23,18 +23,9 @@ struct lop {
 #define get_uv(L, idx) lua_getfenv((L), (idx))
 #endif
 
-/* The methods carry the op metatable as upvalue 1 (then the status-table keys). */
 static struct lop *check_op(lua_State *L)
 {
-    struct lop *u = lua_touserdata(L, 1);
-    int ok = 0;
-    if (u && lua_getmetatable(L, 1)) {
-        ok = lua_rawequal(L, -1, lua_upvalueindex(1));
-        lua_pop(L, 1);
-    }
-    if (!ok)
-        u = luaL_checkudata(L, 1, LSMSEND_OP_MT);
-    return u;
+    return lsm_check_self(L, LSMSEND_OP_MT);
 }
 
 /* Pushes the stored status table, or nil. */
@@ -46,10 +37,21 @@ static int push_stored(lua_State *L)
     return !lua_isnil(L, -1);
 }
 
-/* The op is done: build its status table, keep it, free the C op. Leaves the table on top. */
-static void settle(lua_State *L, struct lop *u)
+/* Frees the C op (an op still in flight is cancelled first). */
+static void release(struct lop *u)
+{
+    smsend_op_free(u->op);
+    u->op = NULL;
+}
+
+/* done: build the op's status table, keep it, free the C op, and return the table; else nil. */
+static int answer(lua_State *L, struct lop *u, int done)
 {
     int top;
+    if (!done) {
+        lua_pushnil(L);
+        return 1;
+    }
     get_uv(L, 1);
     top = lua_gettop(L);
     lsm_push_call(L, u->kind, smsend_op_result(u->op)); /* may leave the body string below the table */
@@ -57,8 +59,8 @@ static void settle(lua_State *L, struct lop *u)
     lua_rawseti(L, top, 2);
     lua_replace(L, top);
     lua_settop(L, top);
-    smsend_op_free(u->op);
-    u->op = NULL;
+    release(u);
+    return 1;
 }
 
 static int o_poll(lua_State *L)
@@ -66,12 +68,7 @@ static int o_poll(lua_State *L)
     struct lop *u = check_op(L);
     if (!u->op)
         return push_stored(L), 1;
-    if (!smsend_op_poll(u->op)) {
-        lua_pushnil(L);
-        return 1;
-    }
-    settle(L, u);
-    return 1;
+    return answer(L, u, smsend_op_poll(u->op));
 }
 
 static int o_wait(lua_State *L)
@@ -84,12 +81,7 @@ static int o_wait(lua_State *L)
     }
     if (!u->op)
         return push_stored(L), 1;
-    if (!smsend_op_wait(u->op, secs)) {
-        lua_pushnil(L);
-        return 1;
-    }
-    settle(L, u);
-    return 1;
+    return answer(L, u, smsend_op_wait(u->op, secs));
 }
 
 static int o_done(lua_State *L)
@@ -105,8 +97,7 @@ static int o_cancel(lua_State *L)
     if (!u->op)
         return push_stored(L), 1;
     smsend_op_cancel(u->op);
-    settle(L, u);
-    return 1;
+    return answer(L, u, 1);
 }
 
 static int o_pollfd(lua_State *L)
@@ -137,16 +128,15 @@ static int o_timeout(lua_State *L)
 /* __gc and __close: an op collected or closed while in flight is cancelled. */
 static int o_gc(lua_State *L)
 {
-    struct lop *u = luaL_checkudata(L, 1, LSMSEND_OP_MT);
-    smsend_op_free(u->op);
-    u->op = NULL;
+    release(luaL_checkudata(L, 1, LSMSEND_OP_MT));
     return 0;
 }
 
 static int o_tostring(lua_State *L)
 {
     struct lop *u = luaL_checkudata(L, 1, LSMSEND_OP_MT);
-    lua_pushfstring(L, "smsend.op (%s): %p", !u->op || smsend_op_done(u->op) ? "done" : "in flight", (void *)u);
+    int done = !u->op || smsend_op_done(u->op);
+    lua_pushfstring(L, "smsend.op (%s): %p", done ? "done" : "in flight", (void *)u);
     return 1;
 }
 
@@ -204,22 +194,13 @@ void lsm_op_register(lua_State *L)
         {"poll", o_poll},       {"wait", o_wait},     {"done", o_done},       {"cancel", o_cancel},
         {"pollfd", o_pollfd},   {"events", o_events}, {"timeout", o_timeout}, {NULL, NULL},
     };
-    if (luaL_newmetatable(L, LSMSEND_OP_MT)) {
-        lua_pushcfunction(L, o_gc);
-        lua_setfield(L, -2, "__gc");
+    static const luaL_Reg meta[] = {
+        {"__gc", o_gc},
 #if LUA_VERSION_NUM >= 504
-        lua_pushcfunction(L, o_gc);
-        lua_setfield(L, -2, "__close");
+        {"__close", o_gc},
 #endif
-        lua_pushcfunction(L, o_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_newtable(L);
-        lua_pushvalue(L, -2);
-        lsm_push_keys(L);
-        luaL_setfuncs(L, methods, 1 + LSM_NKEYS); /* upvalue 1: the metatable, for check_op */
-        lua_setfield(L, -2, "__index");
-        lua_pushliteral(L, "smsend.op");
-        lua_setfield(L, -2, "__name");
-    }
-    lua_pop(L, 1);
+        {"__tostring", o_tostring},
+        {NULL, NULL},
+    };
+    lsm_register_class(L, LSMSEND_OP_MT, meta, methods);
 }

@@ -72,6 +72,13 @@ struct smsend_client *lsm_check_client(lua_State *L);
  * -1 with r filled on a data error. lsm_read_table without options. */
 int lsm_read_request(lua_State *L, enum lsm_op op, void *q, struct smsend_result *r);
 
+/* The userdata at index 1, of the class whose metatable is the method's upvalue 1 (raises if not). */
+void *lsm_check_self(lua_State *L, const char *name);
+
+/* A named metatable with its metamethods, and an __index table of methods that carry the metatable
+ * (upvalue 1) and the status-table keys (upvalues 2..): smsend.client and smsend.op. */
+void lsm_register_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods);
+
 /* lop.c: the smsend.op userdata of client:request_pin_async / verify_pin_async. */
 #define LSMSEND_OP_MT "smsend.op"
 void lsm_op_register(lua_State *L);
