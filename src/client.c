@@ -908,7 +908,7 @@ static int op_claim(struct smsend_op *op, const struct pin_request *q)
         return -1;
     default:
         if (c->guard_fail_open) {
-            snprintf(op->guard_note, sizeof op->guard_note, "the guard's store could not be reached (%s): sent unguarded",
+            snprintf(op->guard_note, sizeof op->guard_note, "the guard's store could not be reached (%.120s): sent unguarded",
                      msg);
             return 0;
         }

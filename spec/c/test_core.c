@@ -13,7 +13,6 @@
 #include "answer.h"
 #include "buf.h"
 #include "config.h"
-#include "cooldown.h"
 #include "fields.h"
 #include "hash.h"
 #include "http.h"
@@ -1554,70 +1553,6 @@ static void test_siphash(void)
     CHECK(siphash24(&k1, "x", 1) == siphash24(&k1, "x", 1));
 }
 
-/* ---- cooldown ---- */
-
-static void test_cooldown(void)
-{
-    struct cooldown c;
-    struct cooldown_slot *slots;
-    char num[32];
-    int i, n_left = 0;
-
-    cooldown_init(&c, 30);
-    CHECK(cooldown_left(&c, L("+393471234567"), 100) == 0);
-    CHECK(c.slots == NULL); /* nothing allocated until the first mark */
-    cooldown_mark(&c, L("+393471234567"), 100);
-    CHECK(c.slots != NULL);
-    slots = c.slots;
-    CHECK(fabs(cooldown_left(&c, L("+393471234567"), 100) - 30) < 1e-9);
-    CHECK(fabs(cooldown_left(&c, L("+393471234567"), 120) - 10) < 1e-9);
-    CHECK(cooldown_left(&c, L("+393471234567"), 130) == 0);
-    CHECK(cooldown_left(&c, L("+393471234567"), 1000) == 0);
-    /* the same number with the other international prefix */
-    CHECK(fabs(cooldown_left(&c, L("00393471234567"), 120) - 10) < 1e-9);
-    /* other recipients are free */
-    CHECK(cooldown_left(&c, L("+393471234568"), 110) == 0);
-    CHECK(cooldown_left(&c, L("+39347123456"), 110) == 0);
-    CHECK(cooldown_left(&c, L("+4915112345678"), 110) == 0);
-    /* marking again restarts the interval; marking via the other prefix too */
-    cooldown_mark(&c, L("00393471234567"), 140);
-    CHECK(fabs(cooldown_left(&c, L("+393471234567"), 150) - 20) < 1e-9);
-    cooldown_mark(&c, L("+4915112345678"), 150);
-    CHECK(fabs(cooldown_left(&c, L("+4915112345678"), 160) - 20) < 1e-9);
-    CHECK(fabs(cooldown_left(&c, L("+393471234567"), 160) - 10) < 1e-9);
-
-    /* far more distinct recipients than slots: no crash, no growth */
-    for (i = 0; i < 3 * COOLDOWN_SLOTS; i++) {
-        snprintf(num, sizeof num, "+39%010d", i);
-        cooldown_mark(&c, num, strlen(num), 200 + i * 0.001);
-    }
-    CHECK(c.slots == slots);
-    /* the most recent ones are remembered */
-    for (i = 3 * COOLDOWN_SLOTS - 100; i < 3 * COOLDOWN_SLOTS; i++) {
-        snprintf(num, sizeof num, "+39%010d", i);
-        if (cooldown_left(&c, num, strlen(num), 200 + 3 * COOLDOWN_SLOTS * 0.001) > 0)
-            n_left++;
-    }
-    CHECK(n_left == 100);
-    /* and everything is free once the interval has passed */
-    n_left = 0;
-    for (i = 0; i < 3 * COOLDOWN_SLOTS; i++) {
-        snprintf(num, sizeof num, "+39%010d", i);
-        if (cooldown_left(&c, num, strlen(num), 10000) > 0)
-            n_left++;
-    }
-    CHECK(n_left == 0);
-    cooldown_free(&c);
-    CHECK(c.slots == NULL);
-    cooldown_free(&c); /* twice is fine */
-
-    /* interval 0: off, never allocates */
-    cooldown_init(&c, 0);
-    cooldown_mark(&c, L("+393471234567"), 100);
-    CHECK(c.slots == NULL);
-    CHECK(cooldown_left(&c, L("+393471234567"), 100) == 0);
-    cooldown_free(&c);
-}
 
 /* ---- the open-socket guard of an http:// client (issue 10, item 3) ---- */
 #include <netinet/in.h>
@@ -1735,7 +1670,6 @@ int main(void)
     test_secret();
     test_buf();
     test_siphash();
-    test_cooldown();
     test_clear_text_socket_guard();
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
