@@ -224,7 +224,7 @@ $(ASAN_LUA): spec/longrun/lua_host.c Makefile
 asan-build: $(ASAN_SO) $(ASAN_LUA)
 
 asan: deps
-	@$(MAKE) --no-print-directory asan-build
+	@$(MAKE) --no-print-directory asan-build $(LUA54_SO)
 	$(HARD_NOTE)
 	$(HARD_GC) $(ASAN_ENV) SMSEND_CPATH="$(CURDIR)/$(ASAN_DIR)/?.so" \
 	    $(ASAN_LUA) $(BUSTED) -o plainTerminal $(HARD_EXCL_FLAG) $(HARD_SPEC)

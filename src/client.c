@@ -274,6 +274,14 @@ static void op_unlink(struct smsend_op *op)
     op->next = op->prev = NULL;
 }
 
+static void op_free_memory(struct smsend_op *op)
+{
+    buf_wipe_free(&op->body);
+    buf_wipe_free(&op->login_url);
+    buf_free(&op->answer);
+    free(op);
+}
+
 /* Frees an op; NULL is fine. A client keeps one free op for its next call. */
 void smsend_op_free(struct smsend_op *op)
 {
@@ -291,10 +299,7 @@ void smsend_op_free(struct smsend_op *op)
         c->spare = op;
         return;
     }
-    buf_wipe_free(&op->body);
-    buf_wipe_free(&op->login_url);
-    buf_free(&op->answer);
-    free(op);
+    op_free_memory(op);
 }
 
 /* A done op gives a borrowed transport back to the pool; called after driving, never inside. */
@@ -1164,11 +1169,8 @@ void client_destroy(struct smsend_client *c)
         op_unlink(op);
         op->c = NULL;
     }
-    if (c->spare) {
-        buf_wipe_free(&c->spare->body);
-        buf_wipe_free(&c->spare->login_url);
-        free(c->spare);
-    }
+    if (c->spare)
+        op_free_memory(c->spare);
     if (c->http.on_done) /* http_open ran (a client failing earlier has no transport) */
         http_close(&c->http);
     curl_url_cleanup(c->u_request);
