@@ -123,7 +123,7 @@ static void *wiping_realloc(void *p, size_t n)
 
 /* OpenSSL frees its TLS record buffers itself (not through libcurl's allocator), and the one that
  * held a decrypted login answer keeps the keys. OpenSSL 3's SSL_OP_CLEANSE_PLAINTEXT makes it wipe
- * decrypted data once read. Looked up at run time in the libssl libcurl loaded (no link-time
+ * decrypted data once read: set on the connections that carry a login. Looked up at run time in the libssl libcurl loaded (no link-time
  * dependency, and nothing happens with another TLS backend). */
 #define OPENSSL3_OP_CLEANSE_PLAINTEXT ((uint64_t)1 << 1)
 typedef uint64_t (*ssl_ctx_set_options_fn)(void *ctx, uint64_t op);
@@ -497,11 +497,6 @@ static CURLcode configure(struct http_exchange *x)
     SET(CURLOPT_PREREQFUNCTION, on_prereq);
     SET(CURLOPT_PREREQDATA, x);
 #endif
-    if (!t->opts.clear_text && ssl_ctx_set_options) {
-        SET(CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
-        if (rc == CURLE_NOT_BUILT_IN)
-            rc = CURLE_OK;
-    }
     /* libcurl keeps its built-in CA bundle/path for whichever of the two is not given,
      * so cainfo/capath add trust rather than replace it. */
     if (t->opts.cainfo)
@@ -791,6 +786,24 @@ static struct http_exchange *exchange_get(struct http_transport *t)
     return x;
 }
 
+/* A login goes on a connection of its own, closed after it: the only answer that carries keys
+ * then never shares a TLS connection, and only that connection has OpenSSL cleanse what it
+ * decrypted (costly per record, so not for every call). */
+static CURLcode set_login_mode(struct http_exchange *x, int login)
+{
+    CURLcode c = curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT, (long)login);
+    if (c == CURLE_OK)
+        c = curl_easy_setopt(x->easy, CURLOPT_FORBID_REUSE, (long)login);
+    if (c == CURLE_OK && ssl_ctx_set_options && !x->t->opts.clear_text) {
+        c = curl_easy_setopt(x->easy, CURLOPT_SSL_CTX_FUNCTION, login ? on_ssl_ctx : NULL);
+        if (c == CURLE_NOT_BUILT_IN) /* another TLS backend: nothing to cleanse with */
+            c = CURLE_OK;
+    }
+    if (c == CURLE_OK)
+        x->cur_login = login;
+    return c;
+}
+
 struct http_exchange *http_start(struct http_transport *t, struct http_client *hc, const struct http_call *call,
                                  void *owner, struct smsend_result *r)
 {
@@ -839,6 +852,8 @@ struct http_exchange *http_start(struct http_transport *t, struct http_client *h
         x->cur_method = HTTP_GET;
         x->cur_body = NULL;
     }
+    if (c == CURLE_OK && call->url_is_scratch != x->cur_login)
+        c = set_login_mode(x, call->url_is_scratch);
     if (c == CURLE_OK && call->timeout_ms != x->cur_timeout_ms) {
         c = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, call->timeout_ms);
         x->cur_timeout_ms = call->timeout_ms;

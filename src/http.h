@@ -52,6 +52,7 @@ struct http_exchange {
     CURLU *cur_curlu;                 /* handle last given to CURLOPT_CURLU */
     int url_secret;                   /* the URL set now holds a password (login) */
     int counted_login;                /* in the process's count of logins in flight */
+    int cur_login;                    /* set up for a login: a connection of its own, cleansed */
     enum http_method cur_method;
     const char *cur_body;             /* CURLOPT_POSTFIELDS / POSTFIELDSIZE as set now */
     size_t cur_body_len;
