@@ -432,7 +432,9 @@ describe("the 2FA flow", function()
       assert.is_true(sent > 10000 and sent <= 16384, out)  -- most of the table, never more
       assert.is_true(full_at > 10000, out)
       assert.equal("cooldown", first)                        -- a live claim is never forgotten
-      assert.is_true(growth < 4096, ("resident memory grew by %d KiB"):format(growth))
+      if not os.getenv("ASAN_OPTIONS") then -- ASan's quarantine holds freed memory on purpose
+        assert.is_true(growth < 4096, ("resident memory grew by %d KiB"):format(growth))
+      end
       assert.equal(sent, #sb:requests())                     -- refused numbers sent nothing
     end)
   end)

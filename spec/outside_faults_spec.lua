@@ -499,6 +499,10 @@ describe("issue 10: 6. secrets in freed memory", function()
   ]]
 
   local function scan(name, env)
+    if os.getenv("ASAN_OPTIONS") then -- the free hook and ASan's allocator cannot both be first
+      pending("the freed-memory scan runs outside make asan (AddressSanitizer owns malloc there)")
+      return nil
+    end
     local out_file = dir .. "/" .. name .. ".counts"
     local lines = {}
     for _, s in ipairs(SENTINELS) do lines[#lines + 1] = s[1] .. "=" .. s[2] end
