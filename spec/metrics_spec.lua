@@ -460,6 +460,37 @@ describe("resty.metrics() outside nginx", function()
     assert.is_true(parse(text)[calls_name("request_pin", "invalid_request")] >= 1)
   end)
 
+  it("are each listed in docs/metrics.md with their type and labels", function()
+    local doc = assert(helpers.read_file(helpers.repo_root .. "/docs/metrics.md"))
+    local documented, written = {}, {}
+    for name, kind, labels in doc:gmatch("\n| `(smsend_[%w_]+)` | (%w+) | ([^|]-) |") do
+      local set = {}
+      for l in labels:gmatch("`([%w_]+)`") do set[#set + 1] = l end
+      table.sort(set)
+      documented[name] = kind .. " " .. table.concat(set, ",")
+    end
+    local text = smsend.metrics()
+    for name, kind in text:gmatch("\n?# TYPE (smsend_[%w_]+) (%w+)") do
+      local set = {}
+      for line in text:gmatch("[^\n]+") do
+        local labels = line:match("^" .. name .. "[%w_]*(%b{}) ")
+        for l in (labels or ""):gmatch('([%w_]+)="') do
+          local seen = false
+          for _, x in ipairs(set) do seen = seen or x == l end
+          if not seen then set[#set + 1] = l end
+        end
+      end
+      table.sort(set)
+      written[name] = kind .. " " .. table.concat(set, ",")
+    end
+    assert.is_true(#doc > 0 and next(written) ~= nil)
+    assert.are.same(written, documented)
+    -- and the bucket bounds
+    local bounds = {}
+    for le in text:gmatch('smsend_gateway_seconds_bucket{le="([^"]+)"}') do bounds[#bounds + 1] = "`" .. le .. "`" end
+    assert.matches((table.concat(bounds, ", "):gsub(", (`%+Inf`)$", " and %1")), doc, 1, true)
+  end)
+
   it("checks the metrics settings, and init_worker needs nginx", function()
     assert.has_error(function() resty.configure{ metrics_dict = "" } end)
     assert.has_error(function() resty.configure{ metrics_dict = 1 } end)
