@@ -348,3 +348,130 @@ describe("examples", function()
     end
   end)
 end)
+
+-- examples/openresty as its own comments tell a user to run it (the login flow itself and the
+-- metrics are in spec/openresty_spec.lua and spec/metrics_spec.lua).
+describe("OpenResty example (examples/openresty)", function()
+  local openresty = require "spec.support.openresty"
+  local socket = require "socket"
+  local CONF = assert(helpers.read_file(ROOT .. "/examples/openresty/nginx.conf"))
+  local sb, tmp
+
+  setup(function()
+    sb = helpers.start_sandbox{ tls = false }
+    tmp = helpers.tmpdir("smsend-examples-openresty")
+  end)
+  teardown(function()
+    if sb then sb:stop() end
+    if tmp then os.execute("rm -rf " .. q(tmp)) end
+  end)
+
+  local conf = openresty.example_conf
+
+  local function wait(what, fn)
+    local deadline = socket.gettime() + 10
+    while not fn() do
+      assert(socket.gettime() < deadline, what)
+      socket.sleep(0.02)
+    end
+  end
+
+  it("starts and stops with the commands its comments give", function()
+    local start, stop
+    for cmd in CONF:gmatch("\n#%s+(nginx %-p [^\n]+)") do
+      if cmd:find(" %-s quit$") then stop = cmd else start = start or cmd end
+    end
+    assert.is_string(start)
+    assert.is_string(stop)
+    assert.matches('^nginx %-p "%$PWD/examples/openresty/" %-c nginx%.conf ', start)
+    assert.are.equal(start .. " -s quit", stop)
+    -- the same commands, with the prefix in a directory of the spec's own (nothing in the checkout)
+    local prefix = tmp .. "/openresty/"
+    assert.is_true(sh("mkdir -p " .. q(prefix .. "logs")))
+    local port = helpers.sandbox.free_port()
+    local text = conf(port)
+    if openresty.is_root then text = "user root;\n" .. text end
+    local f = assert(io.open(prefix .. "nginx.conf", "w"))
+    f:write(text)
+    f:close()
+    local function shell(cmd)
+      return sh(("cd %s && %s %s >>%s 2>&1"):format(q(ROOT), CLEAN_ENV,
+        cmd:gsub('^nginx %-p "%$PWD/examples/openresty/"', "nginx -p " .. q(prefix)), q(prefix .. "out.log")))
+    end
+    local function master()
+      return tonumber((helpers.read_file(prefix .. "logs/nginx.pid") or ""):match("%d+"))
+    end
+    finally(function()
+      local pid = master()
+      if pid then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+    end)
+    assert.is_true(shell(start), helpers.read_file(prefix .. "out.log"))
+    wait("nginx did not answer /ping", function()
+      local status = openresty.http(port, "GET", "/ping", nil, 1)
+      return status == 200
+    end)
+    local pid = assert(master())
+    assert.is_true(shell(stop), helpers.read_file(prefix .. "out.log"))
+    wait("nginx did not stop", function() return not helpers.sandbox.pid_alive(pid) end)
+    assert.is_nil(openresty.http(port, "GET", "/ping", nil, 1))
+  end)
+
+  it("names nginx's env directive when the workers see no credentials", function()
+    -- the env lines left out: nginx has the credentials in its environment, its workers do not
+    local ng = openresty.start{
+      conf = function(port)
+        local t, n = conf(port):gsub("\nenv SMSEND_[%u_]+;", "")
+        assert(n >= 3)
+        t, n = t:gsub("\nworker_processes auto;", "\nworker_processes 1;")
+        assert(n == 1)
+        return t
+      end,
+      env = { SMSEND_USER_KEY = "SBXUSER", SMSEND_ACCESS_TOKEN = "SBXTOKEN", SMSEND_BASE_URL = sb.base_url },
+      workers = 1,
+    }
+    finally(function() ng:stop() end)
+    local body = "username=alice&password=wonderland"
+    local c = assert(socket.tcp())
+    c:settimeout(10)
+    assert(c:connect("127.0.0.1", ng.port))
+    assert(c:send(("POST /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+      .. "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s"):format(#body, body)))
+    local data = c:receive("*a")
+    c:close()
+    assert.matches("^HTTP/1%.1 502", data)
+    assert.matches('"sms_failed"', data)
+    local log = ng:read_error_log()
+    assert.matches("smsend request_pin failed: invalid_request: no credentials", log, 1, true)
+    assert.matches("inside nginx: a worker sees only the environment variables named by `env` directives",
+      log, 1, true)
+    assert.matches("`env SMSEND_USER_KEY;`", log, 1, true)
+    assert.same({}, sb:requests())
+  end)
+end)
+
+describe("make demo (examples/demo.lua)", function()
+  it("runs the flow, then the CLI with --json and its exit codes, then shows the metrics", function()
+    local p = assert(io.popen(("cd %s && %s SMSEND_CPATH=%s lua5.4 examples/demo.lua 2>&1; echo \"exit=$?\"")
+      :format(q(ROOT), CLEAN_ENV, q(ROOT .. "/build/lua5.4/?.so"))))
+    local out = p:read("*a")
+    p:close()
+    assert.matches("\nexit=0\n$", out)
+    assert.matches("demo finished", out)
+    -- the CLI: one JSON object per run, the number as sent, and the exit code explained
+    local json = {}
+    for line in out:gmatch("\n   (%{[^\n]*%})\n") do json[#json + 1] = cjson.decode(line) end
+    assert.are.equal(2, #json, out)
+    assert.is_true(json[1].ok)
+    assert.are.equal(0, json[1].exit_code)
+    assert.are.equal("+393477654321", json[1].recipient)
+    assert.is_false(json[2].ok)
+    assert.is_false(json[2].retryable)
+    assert.are.equal(4, json[2].exit_code)
+    assert.matches("\n   exit code 0: ok\n", out, 1, true)
+    assert.matches("\n   exit code 4: outcome unknown: an SMS may have been sent\n", out, 1, true)
+    -- the counters of the demo's own calls
+    assert.matches('\n   smsend_calls_total{op="request_pin",outcome="ok"} 1\n', out, 1, true)
+    assert.matches('\n   smsend_calls_total{op="verify_pin",outcome="wrong_pin"} 1\n', out, 1, true)
+    assert.matches("\n   smsend_gateway_seconds_count 5\n", out, 1, true)
+  end)
+end)

@@ -48,6 +48,13 @@
 -- error "guard_unavailable", retryable = true; "open" sends anyway and says so in `message`.
 -- With guard = "redis://..." the dict is skipped: the claim is made in C, in the thread.
 --
+-- Metrics for all workers of one nginx: with `lua_shared_dict smsend_metrics 1m;`,
+-- resty.configure{ metrics_dict = "smsend_metrics" } (init_by_lua) and resty.init_worker()
+-- (init_worker_by_lua), resty.metrics() is the Prometheus text of smsend.metrics() summed over the
+-- workers. init_worker is a call of its own because timers exist only in workers (init_by_lua runs
+-- in the master, where ngx.timer is disabled), and init_worker_by_lua is the one place every
+-- worker passes before it serves anything: its counters are taken there as the starting point.
+--
 -- Sizing: threads per pool ~ PIN requests per second x gateway latency (s) / workers;
 -- lua_worker_thread_vm_pool_size >= the peak of calls in flight per worker (else "busy"). Keep
 -- max_queue at its default (65536): lua-nginx-module before 0.10.32 (Debian 12 has 0.10.23) may
@@ -70,6 +77,14 @@ local YIELDABLE = {
 -- fails on functions, userdata, coroutines and cdata; it would also copy a nested table (without its
 -- metatable, and a cycle without end), but smsend accepts none, so one is refused here already.
 local CROSSES = { string = true, number = true, boolean = true }
+
+-- Added to the module's "no credentials" message when the call ran in an nginx worker thread: nginx
+-- clears the environment of its workers except for the variables named by `env` directives, so
+-- SMSEND_* set in the shell that started nginx are not seen.
+local NO_CREDENTIALS_IN_NGINX = " (inside nginx: a worker sees only the environment variables named"
+  .. " by `env` directives in the main context of nginx.conf; add `env SMSEND_USER_KEY;` with"
+  .. " `env SMSEND_ACCESS_TOKEN;` or `env SMSEND_SESSION_KEY;`, or `env SMSEND_USERNAME;` with"
+  .. " `env SMSEND_PASSWORD;`, or pass the credentials as options)"
 
 -- Loaded on the first direct call; inside nginx the worker VM needs it only for guard_key (pure
 -- computation, nothing that blocks).
@@ -236,6 +251,105 @@ local function dict_claim(dict, opts, started)
   return nil, failure("guard_unavailable", why, true, started)
 end
 
+-- Metrics over every worker -----------------------------------------------------------------
+--
+-- smsend.stats() counts per process, and every nginx worker is a process: its main VM and its
+-- thread VMs share one set of C counters. Each worker adds what its counters grew by since its
+-- last publication into the metrics dict (shdict:incr, so the dict holds the sum over workers),
+-- on a timer and at each scrape; a worker keeps the values it last published, and a new worker
+-- (crash, reload) starts from its own counters at init_worker, so the sums never go back. The
+-- dict's keys are the sample names of smsend.metrics() itself ('smsend_calls_total{op="...",
+-- outcome="..."}'), whose labels are operations, error codes and bucket bounds only.
+
+local metrics_dict_name      -- resty.configure{ metrics_dict = ... }, nil = none
+local metrics_interval = 1   -- seconds between publications (resty.configure{ metrics_interval })
+local published              -- sample → value this worker last added; nil until init_worker
+local timer_started = false
+
+-- Outcomes this module answers itself in nginx, without the C module (claims refused by the dict,
+-- busy, bridge errors): the module never counts those, so they are added here, per worker VM.
+local own = {}
+
+local function own_add(sample, n)
+  own[sample] = (own[sample] or 0) + n
+end
+
+local function count_own(op, st)
+  own_add(('smsend_calls_total{op="%s",outcome="%s"}'):format(op, tostring(st.error)), 1)
+  if st.error == "cooldown" then own_add("smsend_cooldown_refusals_total", 1) end
+end
+
+-- The samples of the Prometheus text t: name{labels} → number (comments skipped).
+local function samples(t)
+  local out = {}
+  for line in t:gmatch("[^\n]+") do
+    local name, value = line:match("^([^#%s]%S*) (%S+)$")
+    if name then out[name] = tonumber(value) end
+  end
+  return out
+end
+
+-- This process's counters (smsend.metrics()) with this VM's own outcomes added.
+local function local_samples(text)
+  local s = samples(text)
+  for k, n in pairs(own) do
+    if s[k] then s[k] = s[k] + n end
+  end
+  return s
+end
+
+local function metrics_dict(ngx)
+  local d = ngx.shared and ngx.shared[metrics_dict_name]
+  if not d then
+    error(("smsend.resty: nginx has no lua_shared_dict '%s' (add to the http block of nginx.conf: "
+      .. "lua_shared_dict %s 1m;)"):format(metrics_dict_name, metrics_dict_name), 3)
+  end
+  return d
+end
+
+-- Adds what this worker's counters grew by since its last publication to the dict.
+local function publish(ngx, text)
+  smsend = smsend or require "smsend"
+  local dict = metrics_dict(ngx)
+  for name, v in pairs(local_samples(text or smsend.metrics())) do
+    local grown = v - (published[name] or 0)
+    if grown > 0 then
+      local ok, err = dict:incr(name, grown, 0)
+      if ok then
+        published[name] = v
+      else -- kept for the next publication
+        ngx.log(ngx.ERR, "smsend.resty: cannot publish ", name, " in lua_shared_dict '",
+          metrics_dict_name, "': ", tostring(err))
+      end
+    end
+  end
+end
+
+-- A sample value as Prometheus text: integers whole, seconds with at most 6 decimals (as
+-- smsend.metrics() writes them), with no locale involved.
+local function value_text(v)
+  if v == math.floor(v) then return ("%.0f"):format(v) end
+  local us = math.floor(v * 1e6 + 0.5)
+  return (("%d.%06d"):format(math.floor(us / 1e6), us % 1e6):gsub("0+$", ""):gsub("%.$", ""))
+end
+
+-- The Prometheus text of `text` (comments, order) with each sample's value from value_of(name).
+local function render(text, value_of)
+  return (text:gsub("([^\n]+)", function(line)
+    if line:sub(1, 1) == "#" then return line end
+    local name = line:match("^(%S+) ")
+    return name and (name .. " " .. value_text(value_of(name))) or line
+  end))
+end
+
+local function worker_ngx()
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" and type(ngx.get_phase) == "function" and type(ngx.shared) == "table"
+      and ngx.get_phase() ~= "init" then
+    return ngx
+  end
+end
+
 local function call(op, opts, how)
   if type(opts) ~= "table" then
     error(("bad argument #1 to '%s' (table expected, got %s)"):format(op, type(opts)), 3)
@@ -257,23 +371,23 @@ local function call(op, opts, how)
   -- run_worker_thread, get_phase() says "init"), and blocking there is the point of the thread.
   local ngx = rawget(_G, "ngx")
   if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" or type(ngx.req) ~= "table" then
-    return direct(op, opts)
+    return false, direct(op, opts)
   end
   local phase = ngx.get_phase()
   if phase == "init" then
-    return direct(op, opts)
+    return false, direct(op, opts)
   end
   local run = ngx.run_worker_thread
 
   local started = now()
   if not YIELDABLE[phase] then
-    return failure("invalid_request",
+    return true, failure("invalid_request",
       ("smsend.resty: nginx cannot wait for a worker thread in the %s phase, and a direct call would "
         .. "freeze this worker; call it from a rewrite/access/content handler or ngx.timer.at(0, ...)")
         :format(phase), false, started)
   end
   if run == nil then
-    return failure("invalid_request",
+    return true, failure("invalid_request",
       "smsend.resty: this nginx has no ngx.run_worker_thread (needs lua-nginx-module >= 0.10.22 "
         .. "and nginx built with thread support)", false, started)
   end
@@ -281,7 +395,7 @@ local function call(op, opts, how)
   for k, v in pairs(opts) do
     if not CROSSES[type(v)] or not CROSSES[type(k)] then
       local name = type(k) == "string" and k or ("(" .. type(k) .. " key)")
-      return failure("invalid_request",
+      return true, failure("invalid_request",
         ("%s must be a string, number or boolean to reach a worker thread, got %s")
           :format(name, type(v)), false, started, name)
     end
@@ -293,13 +407,13 @@ local function call(op, opts, how)
       and not (type(opts.guard) == "string" and opts.guard:sub(1, 8) == "redis://") then
     dict = ngx.shared[dict_name]
     if not dict then
-      return failure("invalid_request",
+      return true, failure("invalid_request",
         ("nginx has no lua_shared_dict '%s' (add to the http block of nginx.conf: lua_shared_dict %s 1m;)")
           :format(dict_name, dict_name), false, started, "shared_dict")
     end
     smsend = smsend or require "smsend"
     local c, st = dict_claim(dict, opts, started)
-    if c == nil and st then return st end
+    if c == nil and st then return true, st end
     if c ~= nil then
       claim, note = c or nil, c == false and st or nil
       -- the dict has claimed (or guard_fail = "open" let it through): the thread must not again
@@ -312,16 +426,22 @@ local function call(op, opts, how)
 
   -- ngx.run_worker_thread raises only before it posts the task (e.g. a phase it refuses), and
   -- returns false, message for everything else.
-  local status
+  local status, here
   local okcall, ok, res = pcall(run, pool_name, "smsend", op, thread_opts)
   if not okcall then
-    status = bridge_failure(ok, pool_name, started, true)
+    status, here = bridge_failure(ok, pool_name, started, true), true
   elseif not ok then
     status = bridge_failure(res, pool_name, started)
+    -- all but "the thread failed": that call ran in the module, which counts its own
+    here = not (status.error == "out_of_memory" and status.retryable == false)
   elseif type(res) ~= "table" then
     status = failure("out_of_memory", "the worker thread returned no status table", false, started)
   else
     status = res
+    if status.error == "invalid_request" and status.field == "user_key"
+        and tostring(status.message):find("^no credentials") then
+      status.message = status.message .. NO_CREDENTIALS_IN_NGINX
+    end
   end
   if claim and (status.retryable == true or NOTHING_SENT[status.error]) then
     dict_release(dict, claim)
@@ -329,22 +449,36 @@ local function call(op, opts, how)
   if note then
     status.message = ("%s (%s; sent without a claim: guard_fail = \"open\")"):format(tostring(status.message), note)
   end
-  return status
+  return here, status
+end
+
+-- What a call in nginx ends with: outcomes answered here are counted here, and a worker that is
+-- exiting (its timer ran for the last time already) publishes each call as it finishes.
+local function counted(op, here, st)
+  if here then count_own(op, st) end
+  if published then
+    local ngx = worker_ngx()
+    if ngx and ngx.worker.exiting() then pcall(publish, ngx) end
+  end
+  return st
 end
 
 --- Sends a PIN; opts are those of require("smsend").request_pin (request fields and options).
 function M.request_pin(opts, how)
-  return call("request_pin", opts, how)
+  return counted("request_pin", call("request_pin", opts, how))
 end
 
 --- Checks a PIN; opts are those of require("smsend").verify_pin.
 function M.verify_pin(opts, how)
-  return call("verify_pin", opts, how)
+  return counted("verify_pin", call("verify_pin", opts, how))
 end
 
---- resty.configure{ pool = "name", shared_dict = "name" | false }: the default thread pool of this
---- Lua VM, and the lua_shared_dict that holds claims for every worker (false: none, the default).
---- Set them in init_by_lua and every worker inherits them. Returns the previous settings.
+--- resty.configure{ pool = "name", shared_dict = "name" | false, metrics_dict = "name" | false,
+--- metrics_interval = seconds }: the default thread pool of this Lua VM, the lua_shared_dict that
+--- holds claims for every worker (false: none, the default), the one that sums the counters of
+--- every worker for resty.metrics() (false: none, the default), and how often each worker adds
+--- its counters there (default 1 s). Set them in init_by_lua and every worker inherits them.
+--- Returns the previous settings.
 function M.configure(settings)
   if type(settings) ~= "table" then
     error("bad argument #1 to 'configure' (table expected, got " .. type(settings) .. ")", 2)
@@ -355,9 +489,13 @@ function M.configure(settings)
       if type(v) ~= "string" or v == "" then
         error("smsend.resty.configure: pool must be a non-empty string", 2)
       end
-    elseif k == "shared_dict" then
+    elseif k == "shared_dict" or k == "metrics_dict" then
       if v ~= false and (type(v) ~= "string" or v == "") then
-        error("smsend.resty.configure: shared_dict must be a non-empty string or false", 2)
+        error(("smsend.resty.configure: %s must be a non-empty string or false"):format(k), 2)
+      end
+    elseif k == "metrics_interval" then
+      if type(v) ~= "number" or not (v > 0 and v < math.huge) then
+        error("smsend.resty.configure: metrics_interval must be a number of seconds > 0", 2)
       end
     else
       error("smsend.resty.configure: unknown setting '" .. tostring(k) .. "'", 2)
@@ -365,12 +503,69 @@ function M.configure(settings)
   end
   if settings.pool then pool = settings.pool end
   if settings.shared_dict ~= nil then dict_name = settings.shared_dict or nil end
+  if settings.metrics_dict ~= nil then metrics_dict_name = settings.metrics_dict or nil end
+  if settings.metrics_interval then metrics_interval = settings.metrics_interval end
   return old
 end
 
---- The current settings ({ pool = ..., shared_dict = ... or false }).
+--- The current settings ({ pool = ..., shared_dict = ... or false, metrics_dict = ... or false,
+--- metrics_interval = seconds }).
 function M.settings()
-  return { pool = pool, shared_dict = dict_name or false }
+  return { pool = pool, shared_dict = dict_name or false, metrics_dict = metrics_dict_name or false,
+           metrics_interval = metrics_interval }
+end
+
+--- Call from init_worker_by_lua, in every worker, after resty.configure{ metrics_dict = ... }:
+--- takes this worker's counters as they are (inherited from the master, they belong to no call of
+--- this worker) and starts the ngx.timer.every that adds their growth to the metrics dict. The
+--- timer's last run, when the worker exits gracefully (reload, quit), publishes what is left.
+--- Raises outside init_worker_by_lua, without a metrics_dict, or without its lua_shared_dict.
+function M.init_worker()
+  local ngx = worker_ngx()
+  if not ngx or ngx.get_phase() ~= "init_worker" then
+    error("smsend.resty.init_worker: call it from init_worker_by_lua", 2)
+  end
+  if not metrics_dict_name then
+    error("smsend.resty.init_worker: no metrics dict (resty.configure{ metrics_dict = \"name\" } "
+      .. "in init_by_lua, with lua_shared_dict name 1m; in the http block)", 2)
+  end
+  metrics_dict(ngx)
+  if timer_started then return end
+  smsend = smsend or require "smsend"
+  published = local_samples(smsend.metrics())
+  local ok, err = ngx.timer.every(metrics_interval, function()
+    -- premature (the worker is exiting): this is the last run, and it publishes too
+    local done, why = pcall(publish, ngx)
+    if not done then ngx.log(ngx.ERR, "smsend.resty: publishing the counters failed: ", tostring(why)) end
+  end)
+  if not ok then
+    error("smsend.resty.init_worker: ngx.timer.every failed: " .. tostring(err), 2)
+  end
+  timer_started = true
+end
+
+--- The Prometheus text (format 0.0.4) of smsend's counters. In an nginx worker: summed over every
+--- worker of this nginx (this worker's up to now, the others' as of their last publication, at
+--- most metrics_interval ago), which needs metrics_dict and resty.init_worker() (else it raises).
+--- Elsewhere (plain Lua, init_by_lua, a worker-thread VM): this process's counters, as
+--- require("smsend").metrics() gives them. The names, types, labels and order are those of
+--- smsend.metrics(); calls that smsend.resty answered itself (busy, claims refused by the dict,
+--- bridge errors) are counted in smsend_calls_total too.
+function M.metrics()
+  smsend = smsend or require "smsend"
+  local text = smsend.metrics()
+  local ngx = worker_ngx()
+  if not ngx then
+    local s = local_samples(text)
+    return render(text, function(name) return s[name] or 0 end)
+  end
+  if not metrics_dict_name or not published then
+    error("smsend.resty.metrics: in nginx the sum over workers needs resty.configure{ metrics_dict = "
+      .. "\"name\" } (init_by_lua) and resty.init_worker() (init_worker_by_lua)", 2)
+  end
+  publish(ngx, text)
+  local dict = metrics_dict(ngx)
+  return render(text, function(name) return dict:get(name) or 0 end)
 end
 
 M.DEFAULT_POOL = DEFAULT_POOL

@@ -295,18 +295,36 @@ local function generated_conf(o, ng, nginx)
 end
 
 -- A given configuration text (opts.conf(port, dir) → text): `user root;` when running as root
--- (unless it has a user line) and the owner watchdog are added; pid and logs are its own business
+-- (unless it has a user line) and the owner watchdog are added (at the top of the conf's own
+-- init_worker_by_lua_block when it has one); pid and logs are its own business
 -- but must lie in `dir` (paths relative to the prefix do).
 local function given_conf(o, ng)
   local text = o.conf(ng.port, ng.dir)
   if M.is_root and not text:find("\nuser%s") then text = "user root;\n" .. text end
-  assert(not text:find("init_worker_by_lua"), "openresty: the given conf has its own init_worker_by_lua")
   local n
+  if text:find("init_worker_by_lua_block {\n", 1, true) then -- the watchdog goes first in the conf's own
+    assert(not text:find("init_worker_by_lua_file"), "openresty: the given conf has init_worker_by_lua_file")
+    return (text:gsub("init_worker_by_lua_block {\n", function(m)
+      return m .. watchdog(ng.owner, ng.pid_file, ng.dir)
+    end, 1))
+  end
+  assert(not text:find("init_worker_by_lua"), "openresty: the given conf has its own init_worker_by_lua")
   text, n = text:gsub("\nhttp%s*{\n", function(m)
     return m .. "  init_worker_by_lua_block {\n" .. watchdog(ng.owner, ng.pid_file, ng.dir) .. "  }\n"
   end, 1)
   assert(n == 1, "openresty: no 'http {' line in the given conf")
   return text
+end
+
+-- examples/openresty/nginx.conf as a given conf for port: its listen line on that port (with
+-- `listen_extra`, e.g. " reuseport"), and its paths out of the prefix made absolute.
+function M.example_conf(port, listen_extra)
+  local dir = M.repo_root .. "/examples/openresty"
+  local text = assert(read_file(dir .. "/nginx.conf"))
+  local t, n = text:gsub("listen 127%.0%.0%.1:8080;", "listen 127.0.0.1:" .. port .. (listen_extra or "") .. ";")
+  assert(n == 1, "openresty: the example's listen line moved")
+  t = t:gsub("%$prefix/%.%./%.%./", (M.repo_root:gsub("%%", "%%%%")) .. "/")
+  return (t:gsub("%$prefix/", (dir:gsub("%%", "%%%%")) .. "/"))
 end
 
 -- openresty.start(opts) → started nginx. opts: as generated_conf, or conf = function(port, dir);
