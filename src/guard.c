@@ -95,8 +95,9 @@ static enum guard_verdict process_claim(const struct smsend_guard *g, const unsi
                                         size_t msglen)
 {
     struct slot *s, *free_slot;
-    double now = mono_now(), wait = 0;
+    double now, wait = 0;
     pthread_mutex_lock(&store_lock);
+    now = mono_now(); /* under the lock: a clock read before it could be older than a claim made meanwhile */
     if (!store && !(store = calloc(GUARD_PROCESS_SLOTS, sizeof *store))) {
         pthread_mutex_unlock(&store_lock);
         guard_msg(msg, msglen, "out of memory for the process guard table");
