@@ -176,8 +176,12 @@ clean:
 #                    leaks and UB are fatal, the collector is aggressive
 # make valgrind      the whole busted suite under memcheck (lua5.4 + the normal build); errors and
 #                    definitely-lost bytes are fatal, the collector is aggressive
-# make tsan          spec/longrun/threads.c (8 threads, a Lua state each, module linked in) built
-#                    with ThreadSanitizer, against the sandbox
+# make tsan          spec/longrun/threads.c (8 threads, a Lua state each, module linked in) and
+#                    spec/longrun/guard_threads.c (8 threads, 1 000 request_pin to 10 numbers with
+#                    min_interval = 60: exactly 10 at the gateway) built with ThreadSanitizer,
+#                    against the sandbox
+# make guard-threads guard_threads.c built normally, against the sandbox (spec/deploy_threads_spec.lua
+#                    builds $(BUILD)/threads/guard_threads through this Makefile too)
 # make threads       the same harness built normally, under memcheck (errors and leaks fatal)
 # make longrun       LONGRUN_N (100 000) request_pin through one client: RSS growth < 1 MiB, fds flat
 # make ci-hardening  all of the above, in that order (.ci/run calls it after make check)
@@ -206,12 +210,17 @@ THREADS_ITER   ?= 300
 THREADS_SRC     = spec/longrun/threads.c
 THREADS_BIN     = $(BUILD)/threads/threads
 TSAN_BIN        = $(BUILD)/tsan/threads
+GUARD_THREADS_N   ?= 8
+GUARD_THREADS_REQ ?= 1000
+GUARD_THREADS_SRC  = spec/longrun/guard_threads.c
+GUARD_THREADS_BIN  = $(BUILD)/threads/guard_threads
+TSAN_GUARD_BIN     = $(BUILD)/tsan/guard_threads
 TSAN_ENV        = TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1:suppressions=$(CURDIR)/spec/longrun/tsan.supp
 WITH_SANDBOX    = $(LUA54) spec/longrun/with_sandbox.lua
 LONGRUN_N      ?= 100000
 LONGRUN_WARMUP ?= 5000
 
-.PHONY: asan asan-build valgrind tsan threads longrun ci-hardening
+.PHONY: asan asan-build valgrind tsan threads guard-threads longrun ci-hardening
 
 $(ASAN_SO): $(CORE_SRC) $(BIND_SRC) $(HEADERS) Makefile
 	@mkdir -p $(@D)
@@ -245,9 +254,24 @@ $(THREADS_BIN): $(THREADS_SRC) $(CORE_SRC) $(BIND_SRC) $(HEADERS) Makefile
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(DEP_CFLAGS) $(LUA54_CFLAGS) -Isrc -o $@ \
 	    $(THREADS_SRC) $(CORE_SRC) $(BIND_SRC) -llua5.4 $(DEP_LIBS) -lm
 
+$(TSAN_GUARD_BIN): $(GUARD_THREADS_SRC) $(CORE_SRC) $(BIND_SRC) $(HEADERS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -fsanitize=thread $(SAN_CFLAGS) $(DEP_CFLAGS) $(LUA54_CFLAGS) -o $@ \
+	    $(GUARD_THREADS_SRC) $(CORE_SRC) $(BIND_SRC) -llua5.4 $(DEP_LIBS) -lm
+
+$(GUARD_THREADS_BIN): $(GUARD_THREADS_SRC) $(CORE_SRC) $(BIND_SRC) $(HEADERS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(DEP_CFLAGS) $(LUA54_CFLAGS) -o $@ \
+	    $(GUARD_THREADS_SRC) $(CORE_SRC) $(BIND_SRC) -llua5.4 $(DEP_LIBS) -lm
+
 tsan: deps
-	@$(MAKE) --no-print-directory $(TSAN_BIN)
+	@$(MAKE) --no-print-directory $(TSAN_BIN) $(TSAN_GUARD_BIN)
 	$(TSAN_ENV) $(WITH_SANDBOX) $(TSAN_BIN) '{BASE_URL}' $(THREADS_N) $(THREADS_ITER)
+	$(TSAN_ENV) $(WITH_SANDBOX) $(TSAN_GUARD_BIN) '{BASE_URL}' $(GUARD_THREADS_N) $(GUARD_THREADS_REQ)
+
+guard-threads: deps
+	@$(MAKE) --no-print-directory $(GUARD_THREADS_BIN)
+	$(WITH_SANDBOX) $(GUARD_THREADS_BIN) '{BASE_URL}' $(GUARD_THREADS_N) $(GUARD_THREADS_REQ)
 
 threads: deps
 	@$(MAKE) --no-print-directory $(THREADS_BIN)

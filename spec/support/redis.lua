@@ -6,6 +6,7 @@
 --   local r = redis.start()      -- r.url = "redis://:PASSWORD@127.0.0.1:PORT/DB", r.port, r.password
 --   r:pause() / r:resume()       -- SIGSTOP / SIGCONT: connections are accepted, nothing answers
 --   r:cli("KEYS", "*")           -- redis-cli output (lines)
+--   r:scan("smsend:*")           -- keys, walked with SCAN
 --   r:stop()
 
 local helpers = require "spec.support.helpers"
@@ -78,6 +79,14 @@ function Redis:cli(...)
   local lines = {}
   for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
   return lines
+end
+
+-- Every key of the server's database matching pattern (default "*"), walked with SCAN (never KEYS),
+-- sorted.
+function Redis:scan(pattern)
+  local keys = self:cli("--scan", "--pattern", pattern or "*")
+  table.sort(keys)
+  return keys
 end
 
 function Redis:pause() assert(run("kill -STOP " .. self.pid)) end
