@@ -146,8 +146,9 @@ static void process_release(const struct smsend_guard *g, const unsigned char id
                             const unsigned char token[16])
 {
     struct slot *s;
-    double now = mono_now();
+    double now;
     pthread_mutex_lock(&store_lock);
+    now = mono_now();
     if (store && (s = store_find(id, now, NULL))) {
         if (g->min_interval > 0 && s->cd_until > now && memcmp(s->token, token, 16) == 0)
             s->cd_until = 0;
