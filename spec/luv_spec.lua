@@ -8,18 +8,10 @@ local helpers = require "spec.support.helpers"
 local util = require "spec.support.util"
 package.path = helpers.repo_root .. "/lua/?.lua;" .. package.path
 
-local has_uv, uv = pcall(require, "luv")
-if not has_uv then
-  describe("smsend.luv", function()
-    it("needs luv", function()
-      pending("luv is not installed for this interpreter (" .. (rawget(_G, "jit") and "LuaJIT" or _VERSION)
-        .. "): apt-get install lua-luv")
-    end)
-  end)
-  return
-end
-
 local ops = require "spec.support.ops"
+local uv = ops.optional("luv", "lua-luv", "smsend.luv")
+if not uv then return end
+
 local sluv = require "smsend.luv"
 
 local RCPT = ops.RCPT

@@ -66,6 +66,31 @@ function M.bind(sb)
   return gw
 end
 
+-- require(name), or nil after a pending test in a describe block `title` naming the Debian package
+-- that brings it for this interpreter (then the spec file returns early).
+function M.optional(name, deb, title)
+  local ok, mod = pcall(require, name)
+  if ok then return mod end
+  local busted = require "busted"
+  local lua = rawget(_G, "jit") and "LuaJIT" or _VERSION
+  busted.describe(title, function()
+    busted.pending(name .. " is not installed for this interpreter (" .. lua .. "): apt-get install " .. deb)
+  end)
+  return nil
+end
+
+-- A known bug in src/, as the Makefile's hardening notes have them: the test body runs; while it
+-- fails the test is pending with what went wrong, and once it passes it errors, so the wrapper is
+-- removed when the bug is fixed. Inside it(), passing the test's own pending:
+--   ops.known_bug(pending, "what is wrong", function() ... end)
+function M.known_bug(pending, what, body)
+  local ok, err = pcall(body)
+  if ok then
+    error("known bug no longer shows (" .. what .. "): remove ops.known_bug around this test", 2)
+  end
+  pending("known bug in src/: " .. what .. " -- " .. (tostring(err):gsub("\n.*", "")))
+end
+
 -- Numbers +39347000NNNN for tests that need many recipients.
 function M.number(i)
   return ("+39347000%04d"):format(i)
