@@ -8,12 +8,14 @@
  *   build/gameloop/host examples/gameloop/admin.lua wipe_world "+39 347 123 4567"
  *
  * Every tick (50 ms, on an absolute CLOCK_MONOTONIC schedule) the host reads what the console typed
- * without waiting (poll(2) with a zero timeout), calls the script's tick(line), and steps its world.
+ * without waiting (poll(2) with a zero timeout), calls the script's tick(line), and steps its world;
+ * the command itself reaches the script (start(action, phone)) during the first tick.
  * The script's answer "allow" performs the command, "refuse" does not. When the command is settled
  * the host prints its figures, which spec/gameloop_spec.lua reads:
  *   host: ticks=N seconds=S worst_gap_ms=G longest_tick_ms=T
  * worst_gap_ms is the longest time between the starts of two ticks (50 when nothing stalls),
- * longest_tick_ms the longest admin tick(). Exit status: 0 performed, 1 refused, 2 usage or error.
+ * longest_tick_ms the longest time spent in the script in one tick.
+ * Exit status: 0 performed, 1 refused, 2 usage or script error.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -122,15 +124,6 @@ int main(int argc, char **argv) {
     }
     admin = lua_gettop(L);
 
-    /* The command arrives (here from the command line; in a game, from an admin's client). */
-    lua_pushstring(L, argv[2]);
-    lua_pushstring(L, argv[3]);
-    if (call_admin(L, admin, "start", 2) != 0) {
-        lua_close(L);
-        return 2;
-    }
-    lua_pop(L, 2);
-
     start = last = now_s();
     clock_gettime(CLOCK_MONOTONIC, &next);
     while (verdict < 0 && ticks < MAX_TICKS) {
@@ -141,7 +134,18 @@ int main(int argc, char **argv) {
         last = t0;
         ticks++;
 
-        /* the admin script's turn: nil while it waits, then "allow" or "refuse" and a reason */
+        /* The command arrives during the first tick (here from the command line; in a game, from
+         * an admin's client); then each tick is the admin script's turn: nil while it waits, then
+         * "allow" or "refuse" and a reason. */
+        if (ticks == 1) {
+            lua_pushstring(L, argv[2]);
+            lua_pushstring(L, argv[3]);
+            if (call_admin(L, admin, "start", 2) != 0) {
+                lua_close(L);
+                return 2;
+            }
+            lua_settop(L, admin);
+        }
         if (console_line(&con, line, sizeof line))
             lua_pushstring(L, line);
         else if (con.eof && con.len == 0)
