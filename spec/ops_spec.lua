@@ -56,9 +56,13 @@ end
 -- milliseconds libcurl counted, which it quotes in some messages ("timed out after 501 ms").
 local function same_table(blocking, async, what)
   local function ms(m) return (m:gsub("%d+ (m)", "N %1")) end
+  -- which of its two texts libcurl gives for a connect timeout depends on which check fires first
+  local function words(m)
+    return (ms(m):gsub("Failed to connect to [^:]*: Timeout was reached", "Connection timeout after N ms"))
+  end
   for k, v in pairs(blocking) do
     if k == "message" then
-      assert.equal(ms(v), ms(async[k]), what .. ": field message")
+      assert.equal(words(v), words(async[k]), what .. ": field message")
     elseif k ~= "elapsed" then
       assert.same(v, async[k], what .. ": field " .. tostring(k))
     end
@@ -622,10 +626,14 @@ describe("smsend.op", function()
         for _, st in ipairs(drive_all(list)) do assert.equal("wrong_pin", st.error) end
         kinds.finished = kinds.finished + #list
         n = n + 16
-        if n % 1600 == 0 then most = math.max(most, open_fds()) end
+        if n % 1600 == 0 then
+          most = math.max(most, open_fds())
+          assert.is_true(util.open_sockets_to(sb.port) <= 4, "more than 4 connections established")
+        end
       end
       -- with the client: its epoll descriptor, libcurl's wakeup socket pair, at most 4 connections
-      assert.is_true(most <= base + 7, ("descriptors: %d before the client, up to %d with it"):format(base, most))
+      -- in use and the odd one the gateway closed (nginx's keepalive_requests) not yet dropped
+      assert.is_true(most <= base + 12, ("descriptors: %d before the client, up to %d with it"):format(base, most))
       c:close()
       local after = open_fds()
       assert.equal(base, after, ("descriptors: %d before, %d after %d ops and close"):format(base, after, n))
