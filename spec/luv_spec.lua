@@ -196,6 +196,17 @@ describe("smsend.luv", function()
       assert.matches("first callback broke", out, 1, true) -- luv reports it (and exits, its default)
     end)
 
+    it("delivers an op of a client closed before the await, without touching the closed descriptor", function()
+      local c = client{ base_url = sb.url_for("hang"), timeout = 10 }
+      local op = c:request_pin_async{ recipient = RCPT }
+      c:close()
+      local got
+      sluv.await(op, function(st) got = st end)
+      local took = run_loop()
+      assert.equal("cancelled", got.error)
+      assert.is_true(took < 0.5, tostring(took))
+    end)
+
     it("raises on misuse", function()
       local c = client()
       local op = c:request_pin_async{ recipient = RCPT }

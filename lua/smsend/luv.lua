@@ -83,11 +83,13 @@ end
 local function new_group(fd)
   local g = { fd = fd, ops = {}, cbs = {} }
   g.on_timer = function() check(g) end
-  g.timer = assert(uv.new_timer())
-  if fd and fd >= 0 then
-    g.poll = assert(uv.new_poll(fd))
+  if fd then
+    local poll, err = uv.new_poll(fd)
+    if not poll then error("smsend.luv: cannot watch the op's descriptor " .. fd .. ": " .. tostring(err), 3) end
+    g.poll = poll
     g.poll:start("r", function() check(g) end)
   end
+  g.timer = assert(uv.new_timer())
   return g
 end
 
@@ -117,13 +119,14 @@ local function check_op(op)
 end
 
 -- Registers op on the default loop; callback(st) runs exactly once, from the loop, with the op's
--- status table (at once on the next iteration when the op is already done). Returns op.
+-- status table (on the next iteration when the op is already done). Returns op.
 function M.await(op, callback)
   check_op(op)
   if type(callback) ~= "function" then
     error("smsend.luv.await: expected a function as callback, got " .. type(callback), 2)
   end
-  local fd = op:pollfd()
+  -- an op already done needs no descriptor (and its client's may be closed): a timer delivers it
+  local fd = not op:done() and op:pollfd() or -1
   if fd < 0 then fd = nil end
   local g = fd and groups[fd]
   if g and g.cbs[op] then error("smsend.luv.await: this op is already awaited", 2) end
