@@ -8,31 +8,10 @@ if cpath then package.cpath = cpath .. ";" .. package.cpath end
 local smsend = require "smsend"
 local socket = require "socket"
 local helpers = require "spec.support.helpers"
+local full_backlog_port = require("spec.support.util").full_backlog_port
 
 local UK, TOK = "SBXUSER", "SBXTOKEN"
 local RCPT = "+393471234567"
-
--- A listener with a backlog of 1 that never accepts, its queue filled with connections that are
--- never accepted: the kernel then drops further SYNs, so a connect neither succeeds nor is
--- refused, it times out. Returns the port and a close function.
-local function full_backlog_port()
-  local server = assert(socket.bind("127.0.0.1", 0, 1))
-  local _, port = server:getsockname()
-  port = tonumber(port)
-  local fillers = {}
-  for _ = 1, 4 do
-    local c = assert(socket.tcp())
-    c:settimeout(0)
-    c:connect("127.0.0.1", port) -- in progress or done; either way it takes a queue slot
-    fillers[#fillers + 1] = c
-  end
-  socket.sleep(0.2)
-  local function close()
-    for _, c in ipairs(fillers) do c:close() end
-    server:close()
-  end
-  return port, close
-end
 
 describe("more faults", function()
   local sb = helpers.sandbox_fixture({ tls = false }, { reset_each = true })

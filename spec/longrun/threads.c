@@ -3,15 +3,22 @@
  * run under valgrind memcheck for leaks). The module's sources are linked in directly and
  * registered with luaL_requiref, as an embedding program would.
  *
- *   threads BASE_URL [THREADS [ITERATIONS]]
+ *   threads BASE_URL [THREADS [ITERATIONS [MODE]]]
  *
  * BASE_URL is the sandbox gateway (http://127.0.0.1:PORT/API/v1.0/REST/), started by
- * spec/longrun/threads.sh. Every thread, in its own state:
+ * spec/longrun/with_sandbox.lua. MODE says what every thread does, in its own state:
+ *   calls (the default), the blocking calls:
  *   - ITERATIONS times: request_pin for its own recipient through one client, then verify_pin with
  *     the PIN the sandbox sent (read from /_sandbox/last_pin with a plain libcurl call), then a
  *     wrong PIN; a module-level smsend.request_pin every 10 iterations (per-state client cache);
  *   - every 25 iterations: smsend.new/close churn, a client left to the GC, bad input;
- *   - closes its state (every __gc runs) and reports its counts.
+ *   ops, the pollable calls (request_pin_async / verify_pin_async), OPS_IN_FLIGHT at once:
+ *   - ITERATIONS times: that many PIN requests to its own recipients in flight on one client,
+ *     driven with poll() and wait(), then as many wrong PINs, then the right ones;
+ *   - every 5 iterations: an op cancelled at once, and one dropped in flight for the GC;
+ *   - every 25 iterations: a second client closed with ops in flight, an op born done;
+ *   both: calls, then ops in a fresh state.
+ * Each state is closed at the end (every __gc runs) and the thread reports its counts.
  * Exits 0 only when every thread finished with every call answered as expected. */
 #include <pthread.h>
 #include <stdio.h>
@@ -26,13 +33,16 @@ int luaopen_smsend(lua_State *L);
 
 #define MAX_THREADS 64
 
+enum mode { MODE_CALLS, MODE_OPS, MODE_BOTH };
+
 struct job {
     int id;
     int iterations;
+    enum mode mode;
     const char *base_url;
     char control_url[512]; /* http://127.0.0.1:PORT/_sandbox/ */
     int ok;
-    char report[512];
+    char report[1024];
 };
 
 struct sink {
@@ -84,7 +94,7 @@ static int l_last_pin(lua_State *L)
     return 1;
 }
 
-static const char *const SCRIPT =
+static const char *const CALLS_SCRIPT =
     "local smsend, base_url, id, iterations = ...\n"
     "local rcpt = string.format('+3934700%05d', id)\n"
     "local creds = { user_key = 'SBXUSER', access_token = 'SBXTOKEN', base_url = base_url, timeout = 20 }\n"
@@ -133,19 +143,89 @@ static const char *const SCRIPT =
     "return ('request=%d verify_ok=%d wrong=%d module=%d churn=%d invalid=%d')\n"
     "  :format(n.request, n.verify_ok, n.wrong, n.module, n.churn, n.invalid)\n";
 
+#define OPS_IN_FLIGHT 4
+
+static const char *const OPS_SCRIPT =
+    "local smsend, base_url, id, iterations, k = ...\n"
+    "local function rcpt(j) return string.format('+393470%03d%03d', id, j) end\n"
+    "local creds = { user_key = 'SBXUSER', access_token = 'SBXTOKEN', base_url = base_url, timeout = 20 }\n"
+    "local n = { request = 0, wrong = 0, verify_ok = 0, cancelled = 0, collected = 0, closed = 0, born_done = 0 }\n"
+    "local function fail(what, st) error(('thread %d: %s: %s %s'):format(id, what, tostring(st and st.error), st and st.message or '')) end\n"
+    "-- every op of list to its table: poll them all, sleep in the first one's wait (it drives the others too)\n"
+    "local function settle(list)\n"
+    "  local out, left = {}, #list\n"
+    "  while left > 0 do\n"
+    "    local first\n"
+    "    for i, op in ipairs(list) do\n"
+    "      if not out[i] then\n"
+    "        out[i] = op:poll()\n"
+    "        if out[i] then left = left - 1 elseif not first then first = op end\n"
+    "      end\n"
+    "    end\n"
+    "    if first then first:wait(0.005) end\n"
+    "  end\n"
+    "  return out\n"
+    "end\n"
+    "local c = assert(smsend.new(creds))\n"
+    "for i = 1, iterations do\n"
+    "  local list = {}\n"
+    "  for j = 1, k do list[j] = c:request_pin_async{ recipient = rcpt(j), messageBody = 'code %PIN% #' .. i } end\n"
+    "  for _, st in ipairs(settle(list)) do if not st.ok then fail('request', st) end; n.request = n.request + 1 end\n"
+    "  local pins, wrong = {}, {}\n"
+    "  for j = 1, k do\n"
+    "    pins[j] = last_pin(rcpt(j))\n"
+    "    if not pins[j] then error(('thread %d: no PIN for %s'):format(id, rcpt(j))) end\n"
+    "    wrong[j] = c:verify_pin_async{ recipient = rcpt(j), pin = pins[j] == '000000' and '111111' or '000000' }\n"
+    "  end\n"
+    "  for _, st in ipairs(settle(wrong)) do if st.error ~= 'wrong_pin' then fail('wrong PIN', st) end; n.wrong = n.wrong + 1 end\n"
+    "  list = {}\n"
+    "  for j = 1, k do list[j] = c:verify_pin_async{ recipient = rcpt(j), pin = pins[j] } end\n"
+    "  for _, st in ipairs(settle(list)) do if not st.ok then fail('verify', st) end; n.verify_ok = n.verify_ok + 1 end\n"
+    "  if i % 5 == 0 then\n"
+    "    local st = c:request_pin_async{ recipient = rcpt(900) }:cancel()\n"
+    "    if st.error ~= 'cancelled' or not st.retryable then fail('cancel at once', st) end\n"
+    "    n.cancelled = n.cancelled + 1\n"
+    "    c:request_pin_async{ recipient = rcpt(901) }:poll()\n"
+    "    n.collected = n.collected + 1\n"
+    "    collectgarbage()\n"
+    "  end\n"
+    "  if i % 25 == 0 then\n"
+    "    local x = assert(smsend.new(creds))\n"
+    "    local a, b = x:request_pin_async{ recipient = rcpt(902) }, x:verify_pin_async{ recipient = rcpt(903), pin = '1' }\n"
+    "    x:close()\n"
+    "    if a:poll().error ~= 'cancelled' or b:poll().error ~= 'cancelled' then fail('close', a:poll()) end\n"
+    "    n.closed = n.closed + 2\n"
+    "    local st = c:request_pin_async{ recipient = 'nope' }:poll()\n"
+    "    if st.error ~= 'invalid_request' then fail('born done', st) end\n"
+    "    n.born_done = n.born_done + 1\n"
+    "  end\n"
+    "end\n"
+    "c:close()\n"
+    "return ('ops: request=%d wrong=%d verify_ok=%d cancelled=%d collected=%d closed=%d born_done=%d')\n"
+    "  :format(n.request, n.wrong, n.verify_ok, n.cancelled, n.collected, n.closed, n.born_done)\n";
+
 static int traceback(lua_State *L)
 {
     luaL_traceback(L, L, lua_tostring(L, 1), 1);
     return 1;
 }
 
-static void *run(void *arg)
+/* Runs one script in a fresh state; 0 with its report appended to j->report, -1 on failure. */
+static int run_script(struct job *j, const char *script, const char *name)
 {
-    struct job *j = arg;
     lua_State *L = luaL_newstate();
+    size_t used = strlen(j->report);
+    int rc = -1;
+    char *out = j->report + used;
+    size_t room = sizeof j->report - used;
+    if (used && room > 2) { /* "; " between the reports of both modes */
+        memcpy(out, "; ", 3);
+        out += 2;
+        room -= 2;
+    }
     if (!L) {
-        snprintf(j->report, sizeof j->report, "cannot create a Lua state");
-        return NULL;
+        snprintf(out, room, "cannot create a Lua state");
+        return -1;
     }
     luaL_openlibs(L);
     /* an aggressive collector in every state, as in the busted runs */
@@ -154,22 +234,35 @@ static void *run(void *arg)
     lua_pushcclosure(L, l_last_pin, 1);
     lua_setglobal(L, "last_pin");
     lua_pushcfunction(L, traceback);
-    if (luaL_loadbuffer(L, SCRIPT, strlen(SCRIPT), "=threads") != LUA_OK) {
-        snprintf(j->report, sizeof j->report, "load: %s", lua_tostring(L, -1));
+    if (luaL_loadbuffer(L, script, strlen(script), name) != LUA_OK) {
+        snprintf(out, room, "load: %s", lua_tostring(L, -1));
         lua_close(L);
-        return NULL;
+        return -1;
     }
     luaL_requiref(L, "smsend", luaopen_smsend, 1);
     lua_pushstring(L, j->base_url);
     lua_pushinteger(L, j->id);
     lua_pushinteger(L, j->iterations);
-    if (lua_pcall(L, 4, 1, 1) != LUA_OK) {
-        snprintf(j->report, sizeof j->report, "FAILED: %s", lua_tostring(L, -1));
+    lua_pushinteger(L, OPS_IN_FLIGHT);
+    if (lua_pcall(L, 5, 1, 1) != LUA_OK) {
+        snprintf(out, room, "FAILED: %s", lua_tostring(L, -1));
     } else {
-        snprintf(j->report, sizeof j->report, "%s", lua_tostring(L, -1));
-        j->ok = 1;
+        snprintf(out, room, "%s", lua_tostring(L, -1));
+        rc = 0;
     }
     lua_close(L);
+    return rc;
+}
+
+static void *run(void *arg)
+{
+    struct job *j = arg;
+    int ok = 1;
+    if (j->mode != MODE_OPS)
+        ok = run_script(j, CALLS_SCRIPT, "=threads") == 0;
+    if (ok && j->mode != MODE_CALLS)
+        ok = run_script(j, OPS_SCRIPT, "=threads-ops") == 0;
+    j->ok = ok;
     return NULL;
 }
 
@@ -178,10 +271,21 @@ int main(int argc, char **argv)
     pthread_t tid[MAX_THREADS];
     struct job jobs[MAX_THREADS];
     int nthreads, iterations, i, failed = 0;
+    enum mode mode = MODE_CALLS;
     const char *rest;
     if (argc < 2) {
-        fprintf(stderr, "usage: %s BASE_URL [THREADS [ITERATIONS]]\n", argv[0]);
+        fprintf(stderr, "usage: %s BASE_URL [THREADS [ITERATIONS [calls|ops|both]]]\n", argv[0]);
         return 2;
+    }
+    if (argc > 4) {
+        if (strcmp(argv[4], "ops") == 0)
+            mode = MODE_OPS;
+        else if (strcmp(argv[4], "both") == 0)
+            mode = MODE_BOTH;
+        else if (strcmp(argv[4], "calls") != 0) {
+            fprintf(stderr, "threads: MODE is calls, ops or both\n");
+            return 2;
+        }
     }
     nthreads = argc > 2 ? atoi(argv[2]) : 8;
     iterations = argc > 3 ? atoi(argv[3]) : 300;
@@ -202,6 +306,7 @@ int main(int argc, char **argv)
         memset(&jobs[i], 0, sizeof jobs[i]);
         jobs[i].id = i + 1;
         jobs[i].iterations = iterations;
+        jobs[i].mode = mode;
         jobs[i].base_url = argv[1];
         snprintf(jobs[i].control_url, sizeof jobs[i].control_url, "%.*s/_sandbox/", (int)(rest - argv[1]), argv[1]);
     }
@@ -222,6 +327,7 @@ int main(int argc, char **argv)
     if (failed)
         printf("threads: FAILED in %d of %d threads\n", failed, nthreads);
     else
-        printf("threads: all %d threads done, %d iterations each\n", nthreads, iterations);
+        printf("threads: all %d threads done, %d iterations each (%s)\n", nthreads, iterations,
+               mode == MODE_OPS ? "ops" : mode == MODE_BOTH ? "calls and ops" : "calls");
     return failed ? 1 : 0;
 }

@@ -1,5 +1,6 @@
--- util.lua — small test utilities that do not need the sandbox: free/closed ports, a capath
--- directory, counting this process's sockets, running a Lua snippet in a child interpreter.
+-- util.lua — small test utilities that do not need the sandbox: free/closed ports, a port whose
+-- connects time out, a capath directory, counting this process's sockets, running a Lua snippet in
+-- a child interpreter.
 
 -- The shell and port helpers are sandbox/launch.lua's (found from this file's own location).
 local function script_dir()
@@ -72,7 +73,7 @@ function M.open_sockets_to(port)
     local f = io.open(file)
     if f then
       for line in f:lines() do
-        local rem_port, st, inode = line:match("^%s*%d+: %x+:%x+ %x+:(%x+) (%x+) %S+ %S+ %S+ %S+ %S+ (%d+)")
+        local rem_port, st, inode = line:match("^%s*%d+:%s+%x+:%x+%s+%x+:(%x+)%s+(%x+)%s+%S+%s+%S+%s+%S+%s+%S+%s+%S+%s+(%d+)")
         if rem_port and tonumber(rem_port, 16) == port and st == "01" and inodes[inode] then n = n + 1 end
       end
       f:close()
@@ -96,6 +97,29 @@ function M.sh(cmd)
   local out = p:read("*a")
   local ok = p:close()
   return ok, out
+end
+
+-- A listener with a backlog of 1 that never accepts, its queue filled with connections that are
+-- never accepted: the kernel then drops further SYNs, so a connect neither succeeds nor is
+-- refused, it times out. Returns the port and a close function.
+function M.full_backlog_port()
+  local socket = require "socket"
+  local server = assert(socket.bind("127.0.0.1", 0, 1))
+  local _, port = server:getsockname()
+  port = tonumber(port)
+  local fillers = {}
+  for _ = 1, 4 do
+    local c = assert(socket.tcp())
+    c:settimeout(0)
+    c:connect("127.0.0.1", port) -- in progress or done; either way it takes a queue slot
+    fillers[#fillers + 1] = c
+  end
+  socket.sleep(0.2)
+  local function close()
+    for _, c in ipairs(fillers) do c:close() end
+    server:close()
+  end
+  return port, close
 end
 
 return M
