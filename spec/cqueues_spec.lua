@@ -172,19 +172,15 @@ describe("smsend ops in cqueues", function()
   end)
 
   it("wakes a waiter parked in cqueues.poll(op) soon after another coroutine cancels the op", function()
-    ops.known_bug(pending, "op:cancel() does not make op:pollfd() readable: the waiter sleeps until libcurl's timer",
-      function()
-        local late = parked_waiter(function(op) op:cancel() end)
-        assert(late < 0.2, ("the parked waiter woke %.2f s after the cancel"):format(late))
-      end)
+    -- the cancel makes op:pollfd() readable (an eventfd in it), so the waiter does not sleep on
+    local late = parked_waiter(function(op) op:cancel() end)
+    assert(late < 0.2, ("the parked waiter woke %.2f s after the cancel"):format(late))
   end)
 
   it("wakes a waiter parked in cqueues.poll(op) soon after another coroutine closes the client", function()
-    ops.known_bug(pending, "client:close() closes the descriptor the waiters are parked on, without waking them",
-      function()
-        local late = parked_waiter(function(_, c) c:close() end)
-        assert(late < 0.2, ("the parked waiter woke %.2f s after the close"):format(late))
-      end)
+    -- the descriptor stays the op's (open, readable) after the close, until the op is collected
+    local late = parked_waiter(function(_, c) c:close() end)
+    assert(late < 0.2, ("the parked waiter woke %.2f s after the close"):format(late))
   end)
 
   it("logs in once for many coroutines that need keys", function()

@@ -229,6 +229,7 @@ struct smsend_op {
     enum op_step step;
     struct http_transport *t;      /* the client's own (pollable ops) or one borrowed from the pool */
     int pollable;                  /* started by *_async: drives the client's own transport */
+    struct http_waker *waker;      /* pollable: the descriptor it is waited on by (held until freed) */
     struct http_exchange *x;       /* in flight */
     struct buf answer;             /* the answer once done (r.body points into it) */
     struct http_call call;         /* the gateway call (not the login) */
@@ -292,6 +293,8 @@ void smsend_op_free(struct smsend_op *op)
     c = op->c;
     op_detach_exchange(op);
     op_unlink(op);
+    http_waker_release(op->waker);
+    op->waker = NULL;
     secure_wipe(op->body.data, op->body.size);
     buf_reset(&op->body);
     if (c && !c->spare) {
@@ -330,6 +333,11 @@ static struct smsend_op *op_new(struct smsend_client *c, enum op_kind kind, int 
     op->x = NULL;
     op->t = NULL;
     op->pollable = pollable;
+    op->waker = NULL;
+    if (pollable) {
+        struct http_transport *own = http_take(&c->http, 1);
+        op->waker = own ? http_waker_hold(own) : NULL;
+    }
     op->t0 = http_now();
     op->deadline = op->t0 + c->timeout;
     op->exchanges = op->fresh_login = op->renewed = op->session_owner = 0;
@@ -1052,11 +1060,25 @@ int smsend_op_wait(struct smsend_op *op, double seconds)
     return op->step == STEP_DONE;
 }
 
+/* The waker is the descriptor: the handle handed out is the waker itself. */
+struct smsend_op_fd *smsend_op_fd_keep(struct smsend_op *op)
+{
+    if (!op->waker)
+        return NULL;
+    op->waker->refs++;
+    return (struct smsend_op_fd *)op->waker;
+}
+
+void smsend_op_fd_release(struct smsend_op_fd *fd)
+{
+    http_waker_release((struct http_waker *)fd);
+}
+
 int smsend_op_fd(struct smsend_op *op)
 {
-    if (!op->c)
-        return -1;
-    return http_fd(op->pollable ? http_take(&op->c->http, 1) : op_transport(op));
+    if (op->waker)
+        return op->waker->epfd;
+    return op->c ? http_fd(op_transport(op)) : -1;
 }
 
 double smsend_op_timeout(struct smsend_op *op)
@@ -1097,6 +1119,7 @@ int smsend_op_cancel(struct smsend_op *op)
                      : "cancelled before the request was sent");
     op->r.retryable = !sent;
     op_end_session_login(op, 0); /* abandoned: another client may log in */
+    http_wake(op->waker);        /* a waiter parked on the descriptor sees it done */
     op_done(op);
     op_settle(op);
     /* ops that waited for this op's login log in themselves now */

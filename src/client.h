@@ -66,6 +66,11 @@ const struct smsend_result *smsend_op_result(const struct smsend_op *op);
 int smsend_op_fd(struct smsend_op *op);
 double smsend_op_timeout(struct smsend_op *op);
 void smsend_op_free(struct smsend_op *op);
+/* Keeps the op's descriptor open (and its number the op's) beyond smsend_op_free and the client's
+ * close, until smsend_op_fd_release: for a binding whose op object outlives the C op. NULL when
+ * the op has no descriptor of its own. */
+struct smsend_op_fd *smsend_op_fd_keep(struct smsend_op *op);
+void smsend_op_fd_release(struct smsend_op_fd *fd);
 
 /* A redacted description for tostring: no secret, no part of one. */
 void client_describe(const struct smsend_client *c, char *out, size_t outlen);

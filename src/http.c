@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -537,16 +538,73 @@ static CURLM *new_multi(struct http_transport *t)
     return m;
 }
 
+struct http_waker *http_waker_hold(struct http_transport *t)
+{
+    struct epoll_event ev;
+    struct http_waker *w = t->waker;
+    if (!w) {
+        if (!(w = calloc(1, sizeof *w)))
+            return NULL;
+        w->epfd = t->epfd;
+        w->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        memset(&ev, 0, sizeof ev);
+        ev.events = EPOLLIN;
+        ev.data.fd = w->evfd;
+        if (w->evfd < 0 || epoll_ctl(t->epfd, EPOLL_CTL_ADD, w->evfd, &ev) != 0) {
+            if (w->evfd >= 0)
+                close(w->evfd);
+            free(w);
+            return NULL;
+        }
+        w->refs = 1; /* the transport's */
+        t->waker = w;
+    }
+    w->refs++;
+    return w;
+}
+
+void http_waker_release(struct http_waker *w)
+{
+    if (w && --w->refs == 0) {
+        close(w->evfd);
+        close(w->epfd);
+        free(w);
+    }
+}
+
+void http_wake(struct http_waker *w)
+{
+    uint64_t one = 1;
+    if (w && write(w->evfd, &one, sizeof one) < 0) {
+        /* the counter is full: it is readable anyway */
+    }
+}
+
+static void drain_waker(struct http_transport *t)
+{
+    uint64_t n;
+    if (t->waker && read(t->waker->evfd, &n, sizeof n) < 0) {
+        /* nothing to drain */
+    }
+}
+
 static void transport_free(struct http_transport *t)
 {
     struct http_exchange *x;
+    int keep_epfd = 0;
     if (!t)
         return;
     if (t->fork_generation != fork_generation) { /* the epoll instance and the sockets are the parent's too */
-        if (t->epfd >= 0)
+        if (t->epfd >= 0 && !t->waker)
             close(t->epfd);
         t->epfd = -1;
         detach_inherited(t);
+    }
+    if (t->waker) { /* ops still hold the descriptor: it stays theirs, readable, until they go */
+        keep_epfd = 1;
+        http_wake(t->waker);
+        http_waker_release(t->waker);
+        t->waker = NULL;
     }
     if (t->multi)
         curl_multi_cleanup(t->multi);
@@ -554,7 +612,7 @@ static void transport_free(struct http_transport *t)
         t->idle = x->next_idle;
         exchange_free(x);
     }
-    if (t->epfd >= 0)
+    if (t->epfd >= 0 && !keep_epfd)
         close(t->epfd);
     free_opts(&t->opts);
     free(t->noproxy);
@@ -749,6 +807,21 @@ static int refresh_connections(struct http_transport *t)
         if (old >= 0 && dup3(ep, old, O_CLOEXEC) >= 0) { /* keep the descriptor number */
             close(ep);
             ep = old;
+        }
+        if (t->waker) { /* its eventfd is the parent's too: a new one, in the new epoll */
+            struct epoll_event wev;
+            int nfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+            memset(&wev, 0, sizeof wev);
+            wev.events = EPOLLIN;
+            if (nfd >= 0 && dup3(nfd, t->waker->evfd, O_CLOEXEC) >= 0) {
+                close(nfd);
+                nfd = t->waker->evfd;
+            }
+            wev.data.fd = nfd;
+            t->waker->evfd = nfd;
+            t->waker->epfd = ep;
+            if (nfd >= 0)
+                epoll_ctl(ep, EPOLL_CTL_ADD, nfd, &wev);
         }
         curl_multi_cleanup(t->multi);
         t->multi = NULL;
@@ -970,7 +1043,12 @@ void http_drive(struct http_transport *t)
     do {
         n = t->epfd >= 0 ? epoll_wait(t->epfd, ev, 16, 0) : 0;
         for (i = 0; i < n; i++) {
-            int what = (ev[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) | (ev[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+            int what;
+            if (t->waker && ev[i].data.fd == t->waker->evfd) {
+                drain_waker(t);
+                continue;
+            }
+            what = (ev[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) | (ev[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
                        (ev[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
             curl_multi_socket_action(t->multi, ev[i].data.fd, what, &running);
         }

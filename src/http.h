@@ -74,9 +74,19 @@ typedef void (*http_done_fn)(struct http_exchange *x, void *owner);
  * descriptor holding its sockets. A client's pollable ops share the client's own transport; a
  * blocking call borrows one from a process-wide pool of transports with the same options, so that
  * the connections of a process grow with the calls in flight, not with clients or Lua states. */
+/* What a pollable op waits on: its transport's epoll descriptor, with an eventfd in it that makes
+ * it readable when an op ends without socket activity (a cancel, a close). Held by the transport
+ * and by each pollable op; it outlives a closed client while ops still hold it, so their
+ * descriptor stays theirs (and readable) until they are freed. */
+struct http_waker {
+    int epfd, evfd;
+    int refs;
+};
+
 struct http_transport {
     CURLM *multi;
     int epfd;                         /* epoll descriptor holding libcurl's sockets */
+    struct http_waker *waker;         /* made on first use (pollable ops), or NULL */
     double timer_at;                  /* monotonic seconds libcurl wants to be called at; < 0: none */
     int socks[HTTP_MAX_SOCKETS];      /* sockets opened here, for fork() and staleness */
     int nsocks;
@@ -169,6 +179,12 @@ double http_timeout(const struct http_transport *t);
 
 /* A parsed URL handle for a fixed URL (CURLOPT_CURLU: libcurl does not parse it per request). */
 CURLU *http_parse_url(const char *url);
+
+/* A reference to t's waker (made on first use); NULL when out of memory. */
+struct http_waker *http_waker_hold(struct http_transport *t);
+void http_waker_release(struct http_waker *w);
+/* Makes the waker's descriptor readable until the transport is next driven. */
+void http_wake(struct http_waker *w);
 
 /* Seconds from a Retry-After header of the exchange's answer, or -1. */
 double http_retry_after(struct http_exchange *x);

@@ -7,6 +7,7 @@
 struct lop {
     struct smsend_op *op; /* NULL once its status table is built (the C op is then freed) */
     int fd;               /* op:pollfd(), fixed for the op's life */
+    struct smsend_op_fd *keep; /* holds that descriptor open until the op object is collected */
     enum stats_op kind;   /* what it counts as in smsend.stats() */
 };
 
@@ -128,7 +129,10 @@ static int o_timeout(lua_State *L)
 /* __gc and __close: an op collected or closed while in flight is cancelled. */
 static int o_gc(lua_State *L)
 {
-    release(luaL_checkudata(L, 1, LSMSEND_OP_MT));
+    struct lop *u = luaL_checkudata(L, 1, LSMSEND_OP_MT);
+    release(u);
+    smsend_op_fd_release(u->keep);
+    u->keep = NULL;
     return 0;
 }
 
@@ -157,6 +161,7 @@ static int start(lua_State *L, enum lsm_op kind)
     u = lua_newuserdata(L, sizeof *u);
     u->op = NULL;
     u->fd = -1;
+    u->keep = NULL;
     u->kind = LSM_STATS_OP(kind);
     luaL_setmetatable(L, LSMSEND_OP_MT);
     lua_createtable(L, 2, 0);
@@ -175,6 +180,7 @@ static int start(lua_State *L, enum lsm_op kind)
     if (!u->op)
         return luaL_error(L, "smsend: out of memory starting a call");
     u->fd = smsend_op_fd(u->op);
+    u->keep = smsend_op_fd_keep(u->op);
     return 1;
 }
 

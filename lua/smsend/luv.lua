@@ -24,9 +24,9 @@
 -- allows one poll handle per descriptor, so the ops are kept in groups by descriptor: one
 -- uv.new_poll (readable: poll every op of the group) and one uv.new_timer, re-armed after every
 -- round to the nearest op:timeout(). A group closes both handles once its last op is delivered.
--- The timer is re-armed at most MAX_WAIT seconds ahead even when libcurl wants longer, because a
--- client:close() cancels its ops without making the descriptor readable (it closes it): such ops
--- are delivered within MAX_WAIT. An error raised by a callback is raised again (luv then reports
+-- A cancel or a client:close() makes the descriptor readable (it stays open, the op's, until the
+-- op is collected), so such ops are delivered at once; the timer is still re-armed at most MAX_WAIT
+-- seconds ahead, as a bound should anything else end an op without waking it. An error raised by a callback is raised again (luv then reports
 -- it) once every other op that was done in the same round has had its callback.
 
 local uv = require "luv"

@@ -427,7 +427,13 @@ local function call(op, opts, how)
   -- ngx.run_worker_thread raises only before it posts the task (e.g. a phase it refuses), and
   -- returns false, message for everything else.
   local status, here
+  -- lua-nginx-module (0.10.23) does not wait for a request parked in ngx.run_worker_thread when
+  -- its worker exits (reload, quit): the answer of a call whose SMS went out would be lost, and a
+  -- client that retries would send a second SMS. A light thread sleeping beside the call keeps the
+  -- request, and so the exiting worker, alive until the answer is back.
+  local keeper = ngx.thread.spawn(ngx.sleep, 3600)
   local okcall, ok, res = pcall(run, pool_name, "smsend", op, thread_opts)
+  ngx.thread.kill(keeper)
   if not okcall then
     status, here = bridge_failure(ok, pool_name, started, true), true
   elseif not ok then
