@@ -442,6 +442,20 @@ describe("resty.metrics() with outcomes smsend.resty answers itself", function()
     assert.are.equal(before + 1, parse(text)[calls_name("request_pin", "ok")])
   end)
 
+  it("answers a call in flight when its worker exits (reload): its SMS went out", function()
+    sb:reset()
+    -- no light thread of the test's own keeps the worker: smsend.resty's keeper must
+    local c = openresty.fire(ng.port, "POST", "/t/many", cjson.encode{
+      calls = { opts{ recipient = "+393470007006", base_url = sb.url_for("slow-1000") } } })
+    local deadline = socket.gettime() + 5
+    while #sb:requests() == 0 and socket.gettime() < deadline do socket.sleep(0.02) end
+    assert.are.equal(1, #sb:requests())
+    ng:reload()
+    local status, b = openresty.collect(c)
+    assert.are.equal(200, status, b)
+    assert.is_true(decode(b).statuses[1].ok, b)
+  end)
+
   it("raises where it cannot sum over the workers", function()
     local status, b = openresty.http(ng.port, "GET", "/t/misuse")
     assert.are.equal(200, status, b)

@@ -350,6 +350,12 @@ local function worker_ngx()
   end
 end
 
+-- The light thread that keeps a request (and an exiting worker) alive while its call runs in a
+-- worker thread; killed as soon as the call is back.
+local function keep_alive()
+  ngx.sleep(3600)
+end
+
 local function call(op, opts, how)
   if type(opts) ~= "table" then
     error(("bad argument #1 to '%s' (table expected, got %s)"):format(op, type(opts)), 3)
@@ -431,7 +437,7 @@ local function call(op, opts, how)
   -- its worker exits (reload, quit): the answer of a call whose SMS went out would be lost, and a
   -- client that retries would send a second SMS. A light thread sleeping beside the call keeps the
   -- request, and so the exiting worker, alive until the answer is back.
-  local keeper = ngx.thread.spawn(ngx.sleep, 3600)
+  local keeper = ngx.thread.spawn(keep_alive)
   local okcall, ok, res = pcall(run, pool_name, "smsend", op, thread_opts)
   ngx.thread.kill(keeper)
   if not okcall then
