@@ -176,13 +176,15 @@ clean:
 #                    leaks and UB are fatal, the collector is aggressive
 # make valgrind      the whole busted suite under memcheck (lua5.4 + the normal build); errors and
 #                    definitely-lost bytes are fatal, the collector is aggressive
-# make tsan          spec/longrun/threads.c (8 threads, a Lua state each, module linked in) and
+# make tsan          spec/longrun/threads.c (8 threads, a Lua state each, module linked in: blocking
+#                    calls, then pollable ops, MODE both) and
 #                    spec/longrun/guard_threads.c (8 threads, 1 000 request_pin to 10 numbers with
 #                    min_interval = 60: exactly 10 at the gateway) built with ThreadSanitizer,
 #                    against the sandbox
 # make guard-threads guard_threads.c built normally, against the sandbox (spec/deploy_threads_spec.lua
 #                    builds $(BUILD)/threads/guard_threads through this Makefile too)
-# make threads       the same harness built normally, under memcheck (errors and leaks fatal)
+# make threads       the same harness built normally, under memcheck (errors and leaks fatal): the
+#                    blocking calls THREADS_ITER times, then the ops THREADS_OPS_ITER times
 # make longrun       LONGRUN_N (100 000) request_pin through one client: RSS growth < 1 MiB, fds flat
 # make ci-hardening  all of the above, in that order (.ci/run calls it after make check)
 # Known bugs in src/ are expected failures inside their specs (pending while present, an error
@@ -207,6 +209,7 @@ VALGRIND_FLAGS ?= --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=d
                   --suppressions=$(CURDIR)/spec/longrun/valgrind.supp
 THREADS_N      ?= 8
 THREADS_ITER   ?= 300
+THREADS_OPS_ITER ?= 30
 THREADS_SRC     = spec/longrun/threads.c
 THREADS_BIN     = $(BUILD)/threads/threads
 TSAN_BIN        = $(BUILD)/tsan/threads
@@ -266,7 +269,7 @@ $(GUARD_THREADS_BIN): $(GUARD_THREADS_SRC) $(CORE_SRC) $(BIND_SRC) $(HEADERS) Ma
 
 tsan: deps
 	@$(MAKE) --no-print-directory $(TSAN_BIN) $(TSAN_GUARD_BIN)
-	$(TSAN_ENV) $(WITH_SANDBOX) $(TSAN_BIN) '{BASE_URL}' $(THREADS_N) $(THREADS_ITER)
+	$(TSAN_ENV) $(WITH_SANDBOX) $(TSAN_BIN) '{BASE_URL}' $(THREADS_N) $(THREADS_ITER) both
 	$(TSAN_ENV) $(WITH_SANDBOX) $(TSAN_GUARD_BIN) '{BASE_URL}' $(GUARD_THREADS_N) $(GUARD_THREADS_REQ)
 
 guard-threads: deps
@@ -276,6 +279,7 @@ guard-threads: deps
 threads: deps
 	@$(MAKE) --no-print-directory $(THREADS_BIN)
 	$(WITH_SANDBOX) valgrind $(VALGRIND_FLAGS) $(THREADS_BIN) '{BASE_URL}' $(THREADS_N) $(THREADS_ITER)
+	$(WITH_SANDBOX) valgrind $(VALGRIND_FLAGS) $(THREADS_BIN) '{BASE_URL}' $(THREADS_N) $(THREADS_OPS_ITER) ops
 
 longrun: deps
 	@$(MAKE) --no-print-directory $(LUA54_SO)

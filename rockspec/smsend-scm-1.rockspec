@@ -57,6 +57,7 @@ build = {
          ["smsend.sandbox.control"] = "lua/smsend/sandbox/control.lua",
          ["smsend.sandbox.gateway"] = "lua/smsend/sandbox/gateway.lua",
          ["smsend.sandbox.state"] = "lua/smsend/sandbox/state.lua",
+         ["smsend.luv"] = "lua/smsend/luv.lua",
       },
       bin = {
          smsend = "bin/smsend",
