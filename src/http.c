@@ -523,8 +523,7 @@ static CURLcode configure(struct http_exchange *x)
     /* The proxy decision is made once, in http_open: an explicit value stops libcurl from reading
      * the proxy variables again on every request ("" = no proxy). */
     SET(CURLOPT_PROXY, t->opts.proxy ? t->opts.proxy : "");
-    if (t->noproxy)
-        SET(CURLOPT_NOPROXY, t->noproxy);
+    SET(CURLOPT_NOPROXY, t->noproxy ? t->noproxy : ""); /* "" too: else libcurl reads no_proxy */
 #undef SET
     return rc;
 }
@@ -543,10 +542,13 @@ static CURLM *new_multi(struct http_transport *t)
     CURLM *m = curl_multi_init();
     if (!m)
         return NULL;
-    if (curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
-        curl_multi_setopt(m, CURLMOPT_SOCKETDATA, t) != CURLM_OK ||
-        curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
-        curl_multi_setopt(m, CURLMOPT_TIMERDATA, t) != CURLM_OK ||
+    /* A pooled transport serves one blocking call at a time, which waits in curl_multi_poll: no
+     * descriptor of ours to keep up to date. A client's own one is waited on from outside, through
+     * the epoll descriptor that the socket callback keeps. */
+    if ((!t->pooled && (curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+                        curl_multi_setopt(m, CURLMOPT_SOCKETDATA, t) != CURLM_OK ||
+                        curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
+                        curl_multi_setopt(m, CURLMOPT_TIMERDATA, t) != CURLM_OK)) ||
         curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)HTTP_MAX_HOST_CONNECTIONS) != CURLM_OK) {
         curl_multi_cleanup(m);
         return NULL;
@@ -1056,6 +1058,12 @@ void http_drive(struct http_transport *t)
     if (!t || t->driving || !t->multi)
         return;
     t->driving = 1;
+    if (t->pooled) {
+        curl_multi_perform(t->multi, &running);
+        collect(t);
+        t->driving = 0;
+        return;
+    }
     do {
         n = t->epfd >= 0 ? epoll_wait(t->epfd, ev, 16, 0) : 0;
         for (i = 0; i < n; i++) {
@@ -1087,6 +1095,12 @@ void http_wait(struct http_transport *t, double max_s)
     if (max_s >= 0 && (wait < 0 || max_s < wait))
         wait = max_s;
     ms = wait < 0 ? 1000 : (int)(wait * 1000.0 + 0.999);
+    if (t->pooled) { /* libcurl's own timers shorten the wait */
+        if (t->multi)
+            curl_multi_poll(t->multi, NULL, 0, ms, NULL);
+        http_drive(t);
+        return;
+    }
     if (ms > 0 && t->epfd >= 0)
         epoll_wait(t->epfd, &ev, 1, ms); /* only to sleep until something is ready */
     http_drive(t);
