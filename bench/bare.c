@@ -40,7 +40,9 @@ static int one(CURL *e, void *ud)
     return loop_check(e, curl_easy_perform(e), "bare");
 }
 
+#ifndef BARE_NO_MAIN /* options.c builds on this loop */
 int main(int argc, char **argv)
 {
     return loop_main(argc, argv, "bare", setup, one);
 }
+#endif

@@ -15,6 +15,7 @@
 #   BENCH_JOBS=1        callgrind runs in parallel (more than 1 adds ~1% noise: nginx needs a core)
 #   BENCH_CALLGRIND=0   skip callgrind;  BENCH_ONLY=object54,module54  only these rows (+ the bare loop)
 #   BENCH_SCALE=0       skip the scale rows (ops in flight, cached configurations, messageBody size)
+#   BENCH_LIBCURL_OPTS=0  skip the table of libcurl's options one at a time (bench/options.c)
 #   BENCH_PIN=0         pin nothing (default: clients on one CPU, nginx on another, with taskset)
 #   BENCH_UNPINNED=0    when pinned, skip the second, unpinned set of timed rounds
 #   BENCH_PROTOS=http,https   BENCH_README=1  also copy the results into docs/benchmarks.md
@@ -24,6 +25,7 @@
 BENCH_OUT ?= $(BUILD)/bench
 BENCH_BARE = $(BENCH_OUT)/bare
 BENCH_LIMIT = $(BENCH_OUT)/limit
+BENCH_OPTIONS = $(BENCH_OUT)/options
 BENCH_N ?= 2000
 BENCH_N_SLOW ?= 50
 BENCH_RUNS ?= 5
@@ -40,15 +42,17 @@ BENCH_PROTOS ?= http,https
 BENCH_README ?= 0
 BENCH_OPENRESTY ?= 1
 BENCH_SCALE ?= 1
+BENCH_LIBCURL_OPTS ?= 1
 BENCH_PIN ?= 1
 BENCH_UNPINNED ?= 1
 
 .PHONY: bench bench-loops
 
 # The C reference loops, with the module's compiler flags (-O2 -g): built the way the module is.
-$(BENCH_BARE) $(BENCH_LIMIT): $(BENCH_OUT)/%: bench/%.c bench/loop.h bench/bench.mk
+$(BENCH_BARE) $(BENCH_LIMIT) $(BENCH_OPTIONS): $(BENCH_OUT)/%: bench/%.c bench/loop.h bench/bench.mk
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CURL_CFLAGS) -o $@ bench/$*.c $(LDFLAGS) $(CURL_LIBS)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(CURL_CFLAGS) -o $@ bench/$*.c $(LDFLAGS) $(CURL_LIBS) -ldl
+$(BENCH_OPTIONS): bench/bare.c
 
 # poll(2) from Lua, for the op:poll()-driven rows' wait (see bench/pollwait.c), per interpreter
 BENCH_POLLWAIT = $(BENCH_OUT)/lua5.4/pollwait.so $(BENCH_OUT)/luajit/pollwait.so
@@ -59,15 +63,15 @@ $(BENCH_OUT)/luajit/pollwait.so: bench/pollwait.c bench/bench.mk
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) $(LUAJIT_CFLAGS) -shared -o $@ bench/pollwait.c
 
-bench-loops: $(BENCH_BARE) $(BENCH_LIMIT) $(BENCH_POLLWAIT)
+bench-loops: $(BENCH_BARE) $(BENCH_LIMIT) $(BENCH_OPTIONS) $(BENCH_POLLWAIT)
 
 bench: $(LUA54_SO) $(LUAJIT_SO)
 	@sh .ci/deps bench
 	@command -v /usr/bin/time >/dev/null 2>&1 || { echo "bench: installing GNU time"; \
 	  if [ "$$(id -u)" = 0 ]; then S=; else S=sudo; fi; \
 	  DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq --no-install-recommends time >/dev/null; }
-	@$(MAKE) -s --no-print-directory $(BENCH_BARE) $(BENCH_LIMIT) $(BENCH_POLLWAIT)
-	@BENCH_OUT=$(BENCH_OUT) BENCH_BARE=$(BENCH_BARE) BENCH_LIMIT=$(BENCH_LIMIT) \
+	@$(MAKE) -s --no-print-directory $(BENCH_BARE) $(BENCH_LIMIT) $(BENCH_OPTIONS) $(BENCH_POLLWAIT)
+	@BENCH_OUT=$(BENCH_OUT) BENCH_BARE=$(BENCH_BARE) BENCH_LIMIT=$(BENCH_LIMIT) BENCH_OPTIONS_BIN=$(BENCH_OPTIONS) \
 	  BENCH_LUA54_CPATH="$(CURDIR)/$(BUILD)/lua5.4/?.so" BENCH_LUAJIT_CPATH="$(CURDIR)/$(BUILD)/luajit/?.so" \
 	  BENCH_LUA54_WAIT="$(abspath $(BENCH_OUT))/lua5.4/?.so" BENCH_LUAJIT_WAIT="$(abspath $(BENCH_OUT))/luajit/?.so" \
 	  BENCH_N=$(BENCH_N) BENCH_N_SLOW=$(BENCH_N_SLOW) BENCH_RUNS=$(BENCH_RUNS) BENCH_MEM_RUNS=$(BENCH_MEM_RUNS) \
@@ -75,5 +79,6 @@ bench: $(LUA54_SO) $(LUAJIT_SO)
 	  BENCH_CG_SLOW_N1=$(BENCH_CG_SLOW_N1) BENCH_CG_SLOW_N2=$(BENCH_CG_SLOW_N2) BENCH_CG_CURL=$(BENCH_CG_CURL) \
 	  BENCH_JOBS=$(BENCH_JOBS) BENCH_CALLGRIND=$(BENCH_CALLGRIND) BENCH_ONLY="$(BENCH_ONLY)" \
 	  BENCH_PROTOS=$(BENCH_PROTOS) BENCH_README=$(BENCH_README) BENCH_OPENRESTY=$(BENCH_OPENRESTY) \
-	  BENCH_SCALE=$(BENCH_SCALE) BENCH_PIN=$(BENCH_PIN) BENCH_UNPINNED=$(BENCH_UNPINNED) \
+	  BENCH_SCALE=$(BENCH_SCALE) BENCH_LIBCURL_OPTS=$(BENCH_LIBCURL_OPTS) \
+	  BENCH_PIN=$(BENCH_PIN) BENCH_UNPINNED=$(BENCH_UNPINNED) \
 	  lua5.4 bench/run.lua

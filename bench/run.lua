@@ -17,6 +17,7 @@ local ROOT = env("BENCH_ROOT", ".")
 local OUT = env("BENCH_OUT", "build/bench")
 local BARE_BIN = env("BENCH_BARE", OUT .. "/bare")
 local LIMIT_BIN = env("BENCH_LIMIT", OUT .. "/limit")
+local OPTIONS_BIN = env("BENCH_OPTIONS_BIN", OUT .. "/options")
 local LUA54_CPATH = env("BENCH_LUA54_CPATH", "build/lua5.4/?.so")
 local LUAJIT_CPATH = env("BENCH_LUAJIT_CPATH", "build/luajit/?.so")
 local LUA54_WAIT = env("BENCH_LUA54_WAIT", OUT .. "/lua5.4/?.so")   -- bench/pollwait.c's builds
@@ -38,6 +39,7 @@ local CG_CURL = envn("BENCH_CG_CURL", 3)      -- curl CLI: processes measured, m
 local JOBS = envn("BENCH_JOBS", 1)
 local CALLGRIND = env("BENCH_CALLGRIND", "1") ~= "0"
 local SCALE = env("BENCH_SCALE", "1") ~= "0"   -- the scale rows (ops in flight, cache, message size)
+local LIBCURL_OPTS = env("BENCH_LIBCURL_OPTS", "1") ~= "0" -- libcurl's options one by one on the bare loop
 local ONLY = env("BENCH_ONLY", nil)           -- comma list of client ids, default all
 local PROTOS = env("BENCH_PROTOS", "http,https")
 local UPDATE_README = env("BENCH_README", "0") == "1"
@@ -301,13 +303,14 @@ local BODY = P.body()
 -- cmd(base, ca, n, runs) -> command, environment prefix. scale = true: callgrind only (the scale
 -- tables). ref = the id of the row its Ir/req is compared with (default the bare loop). roots:
 -- the smsend.so functions whose call trees are shown.
-local function c_loop(id, bin, bytes)
+local function c_loop(id, bin, bytes, extras)
   local body = P.body(P.message(bytes))
+  local tail = extras and (" " .. shq(extras)) or ""
   return { id = id, kind = "ref", bytes = bytes,
     cmd = function(base, ca, n, runs)
-      return string.format("%s %s %s %d %d %s", shq(bin), shq(base), shq(ca or "-"), n, runs, shq(body))
+      return string.format("%s %s %s %d %d %s%s", shq(bin), shq(base), shq(ca or "-"), n, runs, shq(body), tail)
     end,
-    show = function(n, runs) return string.format("%s '<BASE>' '<CA|->' %d %d '<BODY>'", shq(bin), n, runs) end }
+    show = function(n, runs) return string.format("%s '<BASE>' '<CA|->' %d %d '<BODY>'%s", shq(bin), n, runs, tail) end }
 end
 
 local function lua_client(id, interp, mode)
@@ -363,6 +366,32 @@ local CLIENTS = {
   with(lua_client("loop54", "lua5.4", "loop"), { kind = "floor", scale = true,
     label = "Lua 5.4 loop: request table in, result table out, no C, no I/O" }),
 }
+-- libcurl's options one by one on the bare loop (bench/options.c), callgrind only, with half the
+-- usual request counts; HTTPS only for those that touch TLS.
+local OPTION_ROWS = {
+  { "-", "the bare loop (through options.c)", both = true },
+  { "curlu", "+ `CURLOPT_CURLU` instead of `CURLOPT_URL`" },
+  { "ua_header", "+ User-Agent as a header-list entry" },
+  { "useragent", "+ `CURLOPT_USERAGENT`" },
+  { "timeouts", "+ `TIMEOUT_MS`, `CONNECTTIMEOUT_MS`" },
+  { "proxy_off", "+ `CURLOPT_PROXY \"\"`" },
+  { "noproxy", "+ `CURLOPT_NOPROXY \"\"`" },
+  { "wipe", "+ a wiping allocator (`curl_global_init_mem`)" },
+  { "cleanse", "+ `SSL_OP_CLEANSE_PLAINTEXT` (`CURLOPT_SSL_CTX_FUNCTION`)", https_only = true },
+  { "multi", "driven by `curl_multi_perform` + `curl_multi_poll`" },
+  { "msock", "driven by `curl_multi_socket_action` over epoll (as src/http.c)" },
+  { "module", "every option src/http.c sets, `curl_easy_perform`" },
+  { "module,msock", "every option src/http.c sets, driven as src/http.c does: the module's libcurl use", both = true },
+  { "module,msock,noproxy", "the same + `CURLOPT_NOPROXY \"\"`" },
+}
+for _, o in ipairs(OPTION_ROWS) do
+  local c = c_loop("opt_" .. (o[1] == "-" and "none" or (o[1]:gsub(",", "+"))), OPTIONS_BIN, 20, o[1])
+  c.label, c.scale, c.libcurl_opt, c.extras = o[2], true, true, o[1]
+  c.cg_n = { math.max(1, CG_N1 // 2), math.max(2, CG_N2 // 2) }
+  c.protos = o.both and { http = true, https = true } or o.https_only and { https = true } or { http = true }
+  CLIENTS[#CLIENTS + 1] = c
+end
+
 local BY_ID = {}
 for _, c in ipairs(CLIENTS) do BY_ID[c.id] = c end
 
@@ -370,6 +399,7 @@ local selected = {}
 if ONLY then for id in ONLY:gmatch("[^,%s]+") do selected[id] = true end end
 -- the bare loop always runs: every ratio is to it
 local function wanted(c)
+  if c.libcurl_opt then return LIBCURL_OPTS and (not ONLY or selected[c.id]) end
   if c.scale and not SCALE then return false end
   return not ONLY or selected[c.id] or c.id == "bare" or (c.id == "bare1600" and selected.object54m1600)
 end
@@ -538,6 +568,7 @@ local function cg_jobs(c, proto, base, ca)
   end
   local n1, n2 = CG_N1, CG_N2
   if c.kind == "slow" then n1, n2 = CG_SLOW_N1, CG_SLOW_N2 end
+  if c.cg_n then n1, n2 = c.cg_n[1], c.cg_n[2] end
   for _, n in ipairs({ n1, n2 }) do
     local f = string.format("%s/%s.n%d.out", CGDIR, tag, n)
     jobs[#jobs + 1] = { file = f, log = f .. ".log", n = n, cmd = full_cmd(c, vg_prefix(c, f), base, ca, n, 0) }
@@ -696,7 +727,7 @@ local function main()
   if CALLGRIND then
     for _, p in ipairs(protos) do
       for _, c in ipairs(CLIENTS) do
-        if wanted(c) and not (c.kind == "floor" and p ~= protos[1]) then
+        if wanted(c) and not (c.kind == "floor" and p ~= protos[1]) and (not c.protos or c.protos[p]) then
           local jobs, finish = cg_jobs(c, p, bases[p], cas[p])
           for _, j in ipairs(jobs) do all_jobs[#all_jobs + 1] = j end
           finishers[#finishers + 1] = { p = p, c = c, finish = finish }
@@ -849,6 +880,29 @@ local function main()
     end
   end
 
+  -- 6b. libcurl's options one by one on the bare loop
+  local opts = {}
+  if CALLGRIND and LIBCURL_OPTS then
+    opts = md_head({ "set-up (`bench/options.c` EXTRAS)", "proto", "Ir/req", "− the bare loop" })
+    for _, p in ipairs(protos) do
+      local ref = ir_of(p, "opt_none")
+      for _, c in ipairs(CLIENTS) do
+        local ir = c.libcurl_opt and ir_of(p, c.id)
+        if ir then
+          opts[#opts + 1] = string.format("| %s (`%s`) | %s | %s | %s |", c.label, c.extras, p:upper(), fmt_int(ir),
+            c.id == "opt_none" and "—" or fmt_delta(ref and ir - ref))
+        end
+      end
+      local r = results[p].object54
+      if r and r.cg and r.cg.file1 then
+        local g, sum = CG.by_group(r.cg), 0
+        for i, grp in ipairs(CG.GROUPS) do if grp.name:find("^libcurl") or grp.name:find("^TLS") or grp.name:find("^libc") then sum = sum + g[i] end end
+        opts[#opts + 1] = string.format("| for comparison: libcurl + TLS + libc self Ir of %s (the module's libcurl use, its callbacks and the binding's libc calls) | %s | %s | %s |",
+          BY_ID.object54.label, p:upper(), fmt_int(sum), fmt_delta(ref and sum - ref))
+      end
+    end
+  end
+
   -- 7. targets
   local checks = {}
   local function check(name, ok, detail)
@@ -973,9 +1027,9 @@ local function main()
   m("- machine: " .. machine .. (PIN_CLIENT ~= "" and string.format("; clients pinned to CPU %s, nginx to CPU %s (taskset)",
     CLIENT_CPU, SERVER_CPU) or "; not pinned (fewer than 2 CPUs, no taskset, or BENCH_PIN=0)"))
   m("- software: " .. versions)
-  m(string.format("- settings: `make bench BENCH_N=%d BENCH_N_SLOW=%d BENCH_RUNS=%d BENCH_MEM_RUNS=%d BENCH_CG_N1=%d BENCH_CG_N2=%d BENCH_CG_SLOW_N1=%d BENCH_CG_SLOW_N2=%d BENCH_CG_CURL=%d BENCH_SCALE=%d BENCH_PIN=%d BENCH_UNPINNED=%d`",
-    N, N_SLOW, RUNS, MEM_RUNS, CG_N1, CG_N2, CG_SLOW_N1, CG_SLOW_N2, CG_CURL, SCALE and 1 or 0, PIN and 1 or 0,
-    UNPINNED and 1 or 0))
+  m(string.format("- settings: `make bench BENCH_N=%d BENCH_N_SLOW=%d BENCH_RUNS=%d BENCH_MEM_RUNS=%d BENCH_CG_N1=%d BENCH_CG_N2=%d BENCH_CG_SLOW_N1=%d BENCH_CG_SLOW_N2=%d BENCH_CG_CURL=%d BENCH_SCALE=%d BENCH_LIBCURL_OPTS=%d BENCH_PIN=%d BENCH_UNPINNED=%d`",
+    N, N_SLOW, RUNS, MEM_RUNS, CG_N1, CG_N2, CG_SLOW_N1, CG_SLOW_N2, CG_CURL, SCALE and 1 or 0, LIBCURL_OPTS and 1 or 0,
+    PIN and 1 or 0, UNPINNED and 1 or 0))
   m("- server: nginx, 1 worker, `return 200 '{\"status\":\"OK\"}'` on 127.0.0.1; HTTPS with a P-256 certificate from a CA made by the bench (TLS 1.3)")
   m("- request: `POST <BASE>2fa/request` with `" .. BODY .. "` (" .. #BODY .. " bytes; messageBody 20 bytes), from `bench/payload.lua`")
   m(string.format("- req/s and CPU: %d rounds; each round runs every row once as a new process (one warm-up request, then %d timed requests; LuaSocket and curl CLI %d), in a rotated order; median over the rounds. × bare: the ratio to the bare loop within each round, median over the rounds (for req/s higher is better, for CPU lower). CPU: process CPU time (user+sys, all threads; for the curl CLI the shell loop and all its children) per request", RUNS, N, N_SLOW))
@@ -1035,7 +1089,7 @@ local function main()
       "BENCH_CG_SLOW_N1", "BENCH_CG_SLOW_N2", "BENCH_CG_CURL", "BENCH_JOBS", "BENCH_CALLGRIND", "BENCH_ONLY",
       "BENCH_PROTOS", "BENCH_README", "BENCH_BARE", "BENCH_LIMIT", "BENCH_LUA54_CPATH", "BENCH_LUAJIT_CPATH",
       "BENCH_ROOT", "BENCH_OPENRESTY", "BENCH_OPENRESTY_RUNS", "BENCH_SCALE", "BENCH_PIN", "BENCH_UNPINNED",
-      "BENCH_LUA54_WAIT", "BENCH_LUAJIT_WAIT" }) do
+      "BENCH_LUA54_WAIT", "BENCH_LUAJIT_WAIT", "BENCH_OPTIONS_BIN", "BENCH_LIBCURL_OPTS" }) do
       unset[#unset + 1] = "-u " .. v
     end
     local runs = env("BENCH_OPENRESTY_RUNS", nil)
@@ -1056,6 +1110,9 @@ local function main()
     m("OpenResty: see bench/openresty (not yet measured).")
   end
   m()
+  if #opts > 0 then
+    section("libcurl's options, one at a time (callgrind)", string.format("The bare loop with one set-up change at a time (`bench/options.c`; N1=%d, N2=%d), then all that the module sets, driven as the module drives it. This prices the module's libcurl choices by themselves, without Lua or the binding; the `−` column is against the first row (the bare loop built as `options.c`).", math.max(1, CG_N1 // 2), math.max(2, CG_N2 // 2)), opts)
+  end
   if #prof > 0 then
     section("Hot path (callgrind)", "Inclusive Ir per request (difference of the N1 and N2 runs) below the module's Lua entry points; `×k` = calls per request. Functions of smsend.so are expanded.", prof)
   end
