@@ -12,6 +12,7 @@
 #   BENCH_CG_N1=200 BENCH_CG_N2=1200      callgrind request counts (Ir/req = difference / (N2-N1))
 #   BENCH_CG_SLOW_N1=10 BENCH_CG_SLOW_N2=60  the same for LuaSocket
 #   BENCH_CG_CURL=3     curl CLI processes measured under callgrind (median)
+#   BENCH_CG_REPEAT=3   callgrind pairs for the rows with a target (bare, object54, module54, poll54; median)
 #   BENCH_JOBS=1        callgrind runs in parallel (more than 1 adds ~1% noise: nginx needs a core)
 #   BENCH_CALLGRIND=0   skip callgrind;  BENCH_ONLY=object54,module54  only these rows (+ the bare loop)
 #   BENCH_SCALE=0       skip the scale rows (ops in flight, cached configurations, messageBody size)
@@ -35,6 +36,7 @@ BENCH_CG_N2 ?= 1200
 BENCH_CG_SLOW_N1 ?= 10
 BENCH_CG_SLOW_N2 ?= 60
 BENCH_CG_CURL ?= 3
+BENCH_CG_REPEAT ?= 3
 BENCH_JOBS ?= 1
 BENCH_CALLGRIND ?= 1
 BENCH_ONLY ?=
@@ -77,6 +79,7 @@ bench: $(LUA54_SO) $(LUAJIT_SO)
 	  BENCH_N=$(BENCH_N) BENCH_N_SLOW=$(BENCH_N_SLOW) BENCH_RUNS=$(BENCH_RUNS) BENCH_MEM_RUNS=$(BENCH_MEM_RUNS) \
 	  BENCH_CG_N1=$(BENCH_CG_N1) BENCH_CG_N2=$(BENCH_CG_N2) \
 	  BENCH_CG_SLOW_N1=$(BENCH_CG_SLOW_N1) BENCH_CG_SLOW_N2=$(BENCH_CG_SLOW_N2) BENCH_CG_CURL=$(BENCH_CG_CURL) \
+	  BENCH_CG_REPEAT=$(BENCH_CG_REPEAT) \
 	  BENCH_JOBS=$(BENCH_JOBS) BENCH_CALLGRIND=$(BENCH_CALLGRIND) BENCH_ONLY="$(BENCH_ONLY)" \
 	  BENCH_PROTOS=$(BENCH_PROTOS) BENCH_README=$(BENCH_README) BENCH_OPENRESTY=$(BENCH_OPENRESTY) \
 	  BENCH_SCALE=$(BENCH_SCALE) BENCH_LIBCURL_OPTS=$(BENCH_LIBCURL_OPTS) \

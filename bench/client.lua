@@ -8,12 +8,13 @@
 --   module[:M]  smsend.request_pin{user_key=..., access_token=..., base_url=..., cainfo=..., recipient=..., ...}
 --               per request, a new table each time, cycling over M configurations (default 1) that
 --               differ in access_token: the module-level cache holds M clients
---   poll[:K]    one client, K ops in flight (default 1): client:request_pin_async starts one, and
---               each finished op is replaced by a new one. Event loop: op:poll() on the oldest op
---               (which drives the client's transport, and so every op), op:done() on the others,
---               and, when none finished, a wait until the client's op:pollfd() is readable, for
+--   poll[:K]    one client, K ops in flight (default 1). K = 1: client:request_pin_async, then
+--               op:poll() until it answers, waiting in between until op:pollfd() is readable, for
 --               at most op:timeout(): poll(2) through bench/pollwait.c (found through
---               BENCH_WAIT_CPATH, a package.cpath entry)
+--               BENCH_WAIT_CPATH, a package.cpath entry). K > 1: a window of K ops, each finished
+--               one replaced by a new one; op:poll() on the oldest op (which drives the client's
+--               transport, and so every op), op:done() on the others, and the same wait when a
+--               pass finished none
 --   pollselect[:K]  the same, waiting with LuaSocket's socket.select instead
 --   luasocket   socket.http POST (LuaSec for https://) with the same headers and body, the answer
 --               collected with ltn12.sink.table and decoded with lua-cjson; a connection per request
@@ -98,7 +99,22 @@ elseif kind == "poll" or kind == "pollselect" then
     local sockets = { { getfd = function() return fd end } } -- what socket.select asks of a socket
     wait = function(timeout) select(sockets, nil, timeout) end
   end
-  many = function(total)
+  -- K = 1, the plain loop: start one, poll it until it answers
+  local function one_at_a_time(total)
+    for _ = 1, total do
+      local op = client:request_pin_async(fields)
+      fd = fd or op:pollfd()
+      local st = op:poll()
+      while not st do
+        wait(op:timeout())
+        st = op:poll()
+      end
+      if not st.ok then return nil, st.message end
+    end
+    return true
+  end
+  -- K > 1: a window of K ops in flight
+  local function window(total)
     local pending, np, started, finished = {}, 0, 0, 0
     local function start()
       local op = client:request_pin_async(fields)
@@ -128,6 +144,7 @@ elseif kind == "poll" or kind == "pollselect" then
     end
     return true
   end
+  many = inflight == 1 and one_at_a_time or window
 elseif kind == "luasocket" then
   -- socket.http (with LuaSec's ssl.wrap for https://, as ssl.https does it). The socket gets
   -- TCP_NODELAY: LuaSocket writes the request line, the headers and the body separately, and

@@ -34,6 +34,7 @@ local CG_N2 = envn("BENCH_CG_N2", 1200)
 local CG_SLOW_N1 = envn("BENCH_CG_SLOW_N1", 10) -- callgrind request counts, LuaSocket
 local CG_SLOW_N2 = envn("BENCH_CG_SLOW_N2", 60)
 local CG_CURL = envn("BENCH_CG_CURL", 3)      -- curl CLI: processes measured, median taken
+local CG_REPEAT = math.max(1, envn("BENCH_CG_REPEAT", 3)) -- callgrind pairs of the rows with a target (median)
 -- callgrind runs in parallel. 1 by default: with nginx short of a core, libcurl polls more often
 -- before the answer is there, which moves the counts by up to 1-2%; alone they repeat within 0.05%.
 local JOBS = envn("BENCH_JOBS", 1)
@@ -328,19 +329,19 @@ local function with(c, t) for k, v in pairs(t) do c[k] = v end return c end
 local SETS = {
   object = "`smsend.new{user_key, access_token, base_url, cainfo}` once; `client:request_pin{recipient, senderName, expiry, messageBody}` per request. Every feature on: fields checked in C, JSON built in C, timeouts, peer and host verification, the no-resend guard (`CURLOPT_PREREQFUNCTION`), socket callbacks, the answer read strictly, the status table",
   module = "`smsend.request_pin{...}` with a new table of 8 keys per request (4 options, 4 fields); the module finds its cached client by comparing the options",
-  poll = "`client:request_pin_async{...}` per request, then `op:poll()` until it answers; while it does not, a wait for `op:pollfd()` to be readable, for at most `op:timeout()`: `poll(2)` through `bench/pollwait.c`, the least any event loop spends on it (with LuaSocket's `socket.select` instead: the scale table)",
+  poll = "a plain loop: `client:request_pin_async{...}` per request, then `op:poll()` until it answers; while it does not, a wait for `op:pollfd()` to be readable, for at most `op:timeout()`: `poll(2)` through `bench/pollwait.c`, the least any event loop spends on it (with LuaSocket's `socket.select` instead: the scale table)",
 }
 
 local CLIENTS = {
-  with(c_loop("bare", BARE_BIN, 20), { label = "bare libcurl loop (the reference)",
+  with(c_loop("bare", BARE_BIN, 20), { label = "bare libcurl loop (the reference)", target = true,
     sets = "`bench/bare.c`: one easy handle; set once: `CURLOPT_URL`, `CURLOPT_HTTPHEADER` with the three headers (`user_key`, `Access_token`, `Content-Type: application/json`), `CURLOPT_POSTFIELDS`, a `CURLOPT_WRITEFUNCTION` that discards; over HTTPS also `CURLOPT_CAINFO`. Nothing else (libcurl's defaults: no User-Agent, proxy variables read and the URL parsed on every request). Per request: `curl_easy_perform`, the curl code and the status checked" }),
   with(c_loop("limit", LIMIT_BIN, 20), { label = "C limit (`bench/limit.c`)",
     sets = "the bare loop plus, set once, the options the module used to set: `NOSIGNAL`, `TIMEOUT_MS`/`CONNECTTIMEOUT_MS`, `FOLLOWLOCATION 0`, `SSL_VERIFYPEER`/`VERIFYHOST`, `HTTP_VERSION 1.1`, `TCP_KEEPALIVE`, `PROTOCOLS_STR`, `POSTFIELDSIZE` and `CURLOPT_USERAGENT` (the module's string); the answer copied into a buffer and searched for `\"status\":\"OK\"`" }),
-  with(lua_client("object54", "lua5.4", "object"), { label = "client:request_pin, Lua 5.4", sets = SETS.object,
+  with(lua_client("object54", "lua5.4", "object"), { label = "client:request_pin, Lua 5.4", sets = SETS.object, target = true,
     roots = { "m_request_pin" } }),
-  with(lua_client("module54", "lua5.4", "module"), { label = "smsend.request_pin, Lua 5.4", sets = SETS.module,
+  with(lua_client("module54", "lua5.4", "module"), { label = "smsend.request_pin, Lua 5.4", sets = SETS.module, target = true,
     roots = { "module_call" } }),
-  with(lua_client("poll54", "lua5.4", "poll"), { label = "op:poll()-driven, Lua 5.4", sets = SETS.poll,
+  with(lua_client("poll54", "lua5.4", "poll"), { label = "op:poll()-driven, Lua 5.4", sets = SETS.poll, target = true,
     roots = { "lsm_request_pin_async", "o_poll", "o_timeout", "o_gc" } }),
   with(lua_client("objectjit", "luajit", "object"), { label = "client:request_pin, LuaJIT", sets = SETS.object }),
   with(lua_client("modulejit", "luajit", "module"), { label = "smsend.request_pin, LuaJIT", sets = SETS.module }),
@@ -569,14 +570,26 @@ local function cg_jobs(c, proto, base, ca)
   local n1, n2 = CG_N1, CG_N2
   if c.kind == "slow" then n1, n2 = CG_SLOW_N1, CG_SLOW_N2 end
   if c.cg_n then n1, n2 = c.cg_n[1], c.cg_n[2] end
-  for _, n in ipairs({ n1, n2 }) do
-    local f = string.format("%s/%s.n%d.out", CGDIR, tag, n)
-    jobs[#jobs + 1] = { file = f, log = f .. ".log", n = n, cmd = full_cmd(c, vg_prefix(c, f), base, ca, n, 0) }
+  -- the rows with a target: CG_REPEAT pairs, the median pair kept (timing moves the count a little)
+  local pairs_n = c.target and CG_REPEAT or 1
+  for k = 1, pairs_n do
+    for _, n in ipairs({ n1, n2 }) do
+      local f = string.format("%s/%s.n%d%s.out", CGDIR, tag, n, pairs_n > 1 and (".r" .. k) or "")
+      jobs[#jobs + 1] = { file = f, log = f .. ".log", n = n, cmd = full_cmd(c, vg_prefix(c, f), base, ca, n, 0) }
+    end
   end
   return jobs, function()
-    local a, b = CG.total(jobs[1].file), CG.total(jobs[2].file)
-    if not a or not b then return nil end
-    return (b - a) / (n2 - n1), { n1 = n1, n2 = n2, ir1 = a, ir2 = b, file1 = jobs[1].file, file2 = jobs[2].file }
+    local runs = {}
+    for k = 1, pairs_n do
+      local j1, j2 = jobs[2 * k - 1], jobs[2 * k]
+      local a, b = CG.total(j1.file), CG.total(j2.file)
+      if not a or not b then return nil end
+      runs[k] = { ir = (b - a) / (n2 - n1), n1 = n1, n2 = n2, ir1 = a, ir2 = b, file1 = j1.file, file2 = j2.file }
+    end
+    table.sort(runs, function(x, y) return x.ir < y.ir end)
+    local info = runs[(#runs + 1) // 2]
+    info.lo, info.hi, info.pairs = runs[1].ir, runs[#runs].ir, #runs
+    return info.ir, info
   end
 end
 
@@ -753,11 +766,18 @@ local function main()
   end
 
   -- req/s, × bare, CPU µs/req, × bare of one set of timed rounds
+  -- (a ratio's median, then its smallest and largest round: the machine is shared)
+  local function ratio(list)
+    if not list or #list == 0 then return "—" end
+    local lo, hi = math.huge, -math.huge
+    for _, v in ipairs(list) do lo, hi = math.min(lo, v), math.max(hi, v) end
+    if #list == 1 then return string.format("%.2f", list[1]) end
+    return string.format("%.2f (%.2f–%.2f)", median(list), lo, hi)
+  end
   local function timing_cells(t)
     t = t or {}
     local cpu = t.cpus and median(t.cpus)
-    return fmt_int(t.rates and median(t.rates)), fmt("%.2f", t.xrate and median(t.xrate)), fmt("%.1f", cpu and cpu * 1e6),
-      fmt("%.2f", t.xcpu and median(t.xcpu))
+    return fmt_int(t.rates and median(t.rates)), ratio(t.xrate), fmt("%.1f", cpu and cpu * 1e6), ratio(t.xcpu)
   end
 
   -- 4. the main table
@@ -777,7 +797,10 @@ local function main()
         local rate, xrate, cpu, xcpu = timing_cells(r.main)
         add(string.format("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
           c.label, p:upper(), rate, xrate, cpu, xcpu, fmt("%.1f", r.hwm and r.hwm > 0 and r.hwm / 1024 or nil),
-          growth and string.format("%+d", growth) or "n/a", conns, tls, fmt_int(r.ir) .. ((r.cg and r.cg.per_process) and " ¹" or ""), fmt("%.3f", x_bare(p, c.id))))
+          growth and string.format("%+d", growth) or "n/a", conns, tls,
+          fmt_int(r.ir) .. ((r.cg and r.cg.per_process) and " ¹" or "") ..
+            ((r.cg and (r.cg.pairs or 1) > 1) and string.format(" (%s–%s)", fmt_int(r.cg.lo), fmt_int(r.cg.hi)) or ""),
+          fmt("%.3f", x_bare(p, c.id))))
       end
     end
   end
@@ -862,15 +885,17 @@ local function main()
           end
         end
       end
-      local bare_cg = results[p].bare and results[p].bare.cg
-      for _, id in ipairs({ "object54", "module54", "poll54" }) do
-        local r = results[p][id]
-        if r and r.cg and r.cg.file1 and bare_cg then
-          spots[#spots + 1] = string.format("%s − bare, %s: %s Ir/req (%s against %s). Self Ir per request of the functions that differ most:",
-            id, p:upper(), fmt_delta(r.ir - results[p].bare.ir), fmt_int(r.ir), fmt_int(results[p].bare.ir))
+      -- each row against the row it differs from by one thing
+      for _, pair in ipairs({ { "object54", "bare" }, { "module54", "object54" }, { "poll54", "object54" },
+        { "object54m1600", "object54" }, { "poll54k16", "poll54" } }) do
+        local id, ref = pair[1], pair[2]
+        local r, b = results[p][id], results[p][ref]
+        if r and r.cg and r.cg.file1 and b and b.cg and b.cg.file1 then
+          spots[#spots + 1] = string.format("%s − %s, %s: %s Ir/req (%s against %s). Self Ir per request of the functions that differ most:",
+            id, ref, p:upper(), fmt_delta(r.ir - b.ir), fmt_int(r.ir), fmt_int(b.ir))
           spots[#spots + 1] = ""
-          for _, l in ipairs(md_head({ "function [object]", id, "bare", "Δ" }, 1)) do spots[#spots + 1] = l end
-          for _, h in ipairs(CG.hot_spots(r.cg, bare_cg, 18, 6)) do
+          for _, l in ipairs(md_head({ "function [object]", id, ref, "Δ" }, 1)) do spots[#spots + 1] = l end
+          for _, h in ipairs(CG.hot_spots(r.cg, b.cg, 14, 4)) do
             spots[#spots + 1] = string.format("| `%s` [%s] | %s | %s | %s |", h.fn, h.ob, fmt_int(h.row), fmt_int(h.ref),
               fmt_delta(h.delta))
           end
@@ -915,8 +940,14 @@ local function main()
       for _, t in ipairs({ { "object54", 0.97 }, { "module54", 1.00 }, { "poll54", 1.05, " (goal)" } }) do
         local x = x_bare(p, t[1])
         if x then
+          local a, b = results[p][t[1]].cg, results[p].bare.cg
+          local spread = ""
+          if a and b and a.pairs and a.pairs > 1 then
+            spread = string.format("; medians of %d callgrind pairs, the row's %s–%s, the bare loop's %s–%s", a.pairs,
+              fmt_int(a.lo), fmt_int(a.hi), fmt_int(b.lo), fmt_int(b.hi))
+          end
           check(string.format("%s ≤ %.2f× the bare loop's Ir/req%s, %s", BY_ID[t[1]].label, t[2], t[3] or "", p:upper()),
-            x <= t[2], string.format("%.3f× (%s vs %s Ir/req)", x, fmt_int(ir_of(p, t[1])), fmt_int(bare)))
+            x <= t[2], string.format("%.3f× (%s vs %s Ir/req%s)", x, fmt_int(ir_of(p, t[1])), fmt_int(bare), spread))
         end
       end
       for _, id in ipairs({ "objectjit", "modulejit", "polljit" }) do
@@ -1005,8 +1036,8 @@ local function main()
       cmds[#cmds + 1] = string.format("- `%s`%s: `%s`", c.id, c.scale and " (callgrind only)" or "", text)
     end
   end
-  cmds[#cmds + 1] = string.format("- callgrind: `valgrind --tool=callgrind --callgrind-out-file=F [--smc-check=all for LuaJIT] <command with RUNS=0 and N=N1|N2>`; Ir/req = (Ir(N2) − Ir(N1)) / (N2 − N1), N1=%d N2=%d (LuaSocket %d/%d); curl CLI: median Ir of %d single-request processes (¹ = whole process per request)",
-    CG_N1, CG_N2, CG_SLOW_N1, CG_SLOW_N2, CG_CURL)
+  cmds[#cmds + 1] = string.format("- callgrind: `valgrind --tool=callgrind --callgrind-out-file=F [--smc-check=all for LuaJIT] <command with RUNS=0 and N=N1|N2>`; Ir/req = (Ir(N2) − Ir(N1)) / (N2 − N1), N1=%d N2=%d (LuaSocket %d/%d; the libcurl options table half these); the rows with a target: the median of %d such pairs (the range in brackets); curl CLI: median Ir of %d single-request processes (¹ = whole process per request)",
+    CG_N1, CG_N2, CG_SLOW_N1, CG_SLOW_N2, CG_REPEAT, CG_CURL)
   if PIN_CLIENT ~= "" then
     cmds[#cmds + 1] = string.format("- every client command above (and under callgrind) runs as `%s<command>`; nginx as `taskset -c %s nginx ...`",
       PIN_CLIENT, SERVER_CPU)
@@ -1027,15 +1058,15 @@ local function main()
   m("- machine: " .. machine .. (PIN_CLIENT ~= "" and string.format("; clients pinned to CPU %s, nginx to CPU %s (taskset)",
     CLIENT_CPU, SERVER_CPU) or "; not pinned (fewer than 2 CPUs, no taskset, or BENCH_PIN=0)"))
   m("- software: " .. versions)
-  m(string.format("- settings: `make bench BENCH_N=%d BENCH_N_SLOW=%d BENCH_RUNS=%d BENCH_MEM_RUNS=%d BENCH_CG_N1=%d BENCH_CG_N2=%d BENCH_CG_SLOW_N1=%d BENCH_CG_SLOW_N2=%d BENCH_CG_CURL=%d BENCH_SCALE=%d BENCH_LIBCURL_OPTS=%d BENCH_PIN=%d BENCH_UNPINNED=%d`",
-    N, N_SLOW, RUNS, MEM_RUNS, CG_N1, CG_N2, CG_SLOW_N1, CG_SLOW_N2, CG_CURL, SCALE and 1 or 0, LIBCURL_OPTS and 1 or 0,
+  m(string.format("- settings: `make bench BENCH_N=%d BENCH_N_SLOW=%d BENCH_RUNS=%d BENCH_MEM_RUNS=%d BENCH_CG_N1=%d BENCH_CG_N2=%d BENCH_CG_SLOW_N1=%d BENCH_CG_SLOW_N2=%d BENCH_CG_CURL=%d BENCH_CG_REPEAT=%d BENCH_SCALE=%d BENCH_LIBCURL_OPTS=%d BENCH_PIN=%d BENCH_UNPINNED=%d`",
+    N, N_SLOW, RUNS, MEM_RUNS, CG_N1, CG_N2, CG_SLOW_N1, CG_SLOW_N2, CG_CURL, CG_REPEAT, SCALE and 1 or 0, LIBCURL_OPTS and 1 or 0,
     PIN and 1 or 0, UNPINNED and 1 or 0))
   m("- server: nginx, 1 worker, `return 200 '{\"status\":\"OK\"}'` on 127.0.0.1; HTTPS with a P-256 certificate from a CA made by the bench (TLS 1.3)")
   m("- request: `POST <BASE>2fa/request` with `" .. BODY .. "` (" .. #BODY .. " bytes; messageBody 20 bytes), from `bench/payload.lua`")
   m(string.format("- req/s and CPU: %d rounds; each round runs every row once as a new process (one warm-up request, then %d timed requests; LuaSocket and curl CLI %d), in a rotated order; median over the rounds. × bare: the ratio to the bare loop within each round, median over the rounds (for req/s higher is better, for CPU lower). CPU: process CPU time (user+sys, all threads; for the curl CLI the shell loop and all its children) per request", RUNS, N, N_SLOW))
   m(string.format("- peak RSS: VmHWM (curl CLI: the largest process). RSS growth: one process makes %d runs of %d requests; VmRSS after two full GCs (an op's finalizer runs in the first), after run %d vs after run %d (the earlier runs warm up the allocator, the caches and the GC's pace)", MEM_RUNS, N, MEM_FROM, MEM_RUNS))
   m("- connections and handshakes: distinct nginx `$connection` serials seen for the longest single process of the row (the memory run for the libcurl rows), against the sequential requests it made; TLS: `$ssl_session_reused` `.` = full handshake, `r` = resumed")
-  m("- Ir/req: client-side instructions per request from callgrind, start-up cancelled by difference; the figure to compare (the machine is shared and noisy)")
+  m(string.format("- Ir/req: client-side instructions per request from callgrind, start-up cancelled by difference; the figure to compare (the machine is shared and noisy). How often libcurl finds the answer not there yet depends on timing, which moves a row's count by up to ~2%%: the rows with a target take the median of %d pairs of runs, and show the range", CG_REPEAT))
   m()
   m("## What each row sets")
   m()
@@ -1050,7 +1081,7 @@ local function main()
   m("¹ whole `curl` process per request (start-up included: that is what a shell script pays).")
   m()
   if #free > 0 then
-    m(string.format("req/s and CPU above: clients on CPU %s, nginx on CPU %s. The same rounds with nothing pinned (the scheduler places both), right after:", CLIENT_CPU, SERVER_CPU))
+    m(string.format("req/s and CPU above: clients on CPU %s, nginx on CPU %s. The same rounds with nothing pinned, right after: the scheduler then places each process anew, on nginx's CPU or not, so that the rounds spread more (the ranges after each ratio are the rounds' smallest and largest):", CLIENT_CPU, SERVER_CPU))
     m()
     for _, l in ipairs(free) do m(l) end
     m()
@@ -1071,10 +1102,13 @@ local function main()
     end
   end
   if #scale > 0 then
-    section("Scale (callgrind)", "Instructions per request as the load changes shape. Ops in flight: one client, a window of K pollable ops (each finished op replaced at once by a new one), one `op:poll()` on the oldest op per pass (it drives the client's transport and so every op), `op:done()` on the others, and a wait (`poll(2)` through `bench/pollwait.c`) on the client's descriptor when a pass finished none; libcurl keeps at most 4 connections per host per client (`HTTP_MAX_HOST_CONNECTIONS`), the other ops wait in its queue. Configurations: `smsend.request_pin` cycling over M `access_token`s of the same length (the cache holds up to 8). messageBody: 20 against 1 600 bytes (the largest allowed), the bare loop sending the same body.", scale)
+    section("Scale (callgrind)", "Instructions per request as the load changes shape. Ops in flight: one client, a window of K pollable ops (each finished op replaced at once by a new one; K = 1 is the plain loop of the main table), one `op:poll()` on the oldest op per pass (it drives the client's transport and so every op), `op:done()` on the others, and a wait (`poll(2)` through `bench/pollwait.c`) on the client's descriptor when a pass finished none; libcurl keeps at most 4 connections per host per client (`HTTP_MAX_HOST_CONNECTIONS`), the other ops wait in its queue. Configurations: `smsend.request_pin` cycling over M `access_token`s of the same length (the cache holds up to 8). messageBody: 20 against 1 600 bytes (the largest allowed), the bare loop sending the same body.", scale)
   end
   if #split > 0 then
-    section("Where the instructions go (callgrind)", "Self Ir per request by object (N2 − N1 difference), and under each Lua 5.4 row its difference from the bare loop. Then the functions whose self Ir per request differ most from the bare loop's (libcurl, libssl, libcrypto and the Lua 5.4 binary are stripped: their static functions show as addresses).", split, spots)
+    section("Where the instructions go (callgrind)", "Self Ir per request by object (N2 − N1 difference), and under each Lua 5.4 row its difference from the bare loop. Then, for rows that differ by one thing (the module against the bare loop, module level and pollable against `client:request_pin`, a long message, ops in flight), the functions whose self Ir per request differ most (libcurl, libssl, libcrypto and the `lua5.4` binary are stripped: their static functions show as addresses; the next table prices libcurl's options by cause).", split, spots)
+  end
+  if #opts > 0 then
+    section("libcurl's options, one at a time (callgrind)", string.format("The bare loop with one set-up change at a time (`bench/options.c`; N1=%d, N2=%d), then all that the module sets, driven as the module drives it. This prices the module's libcurl choices by themselves, without Lua or the binding; the `−` column is against the first row (the bare loop built as `options.c`).", math.max(1, CG_N1 // 2), math.max(2, CG_N2 // 2)), opts)
   end
   m("## OpenResty")
   m()
@@ -1089,7 +1123,7 @@ local function main()
       "BENCH_CG_SLOW_N1", "BENCH_CG_SLOW_N2", "BENCH_CG_CURL", "BENCH_JOBS", "BENCH_CALLGRIND", "BENCH_ONLY",
       "BENCH_PROTOS", "BENCH_README", "BENCH_BARE", "BENCH_LIMIT", "BENCH_LUA54_CPATH", "BENCH_LUAJIT_CPATH",
       "BENCH_ROOT", "BENCH_OPENRESTY", "BENCH_OPENRESTY_RUNS", "BENCH_SCALE", "BENCH_PIN", "BENCH_UNPINNED",
-      "BENCH_LUA54_WAIT", "BENCH_LUAJIT_WAIT", "BENCH_OPTIONS_BIN", "BENCH_LIBCURL_OPTS" }) do
+      "BENCH_LUA54_WAIT", "BENCH_LUAJIT_WAIT", "BENCH_OPTIONS_BIN", "BENCH_LIBCURL_OPTS", "BENCH_CG_REPEAT" }) do
       unset[#unset + 1] = "-u " .. v
     end
     local runs = env("BENCH_OPENRESTY_RUNS", nil)
@@ -1110,9 +1144,6 @@ local function main()
     m("OpenResty: see bench/openresty (not yet measured).")
   end
   m()
-  if #opts > 0 then
-    section("libcurl's options, one at a time (callgrind)", string.format("The bare loop with one set-up change at a time (`bench/options.c`; N1=%d, N2=%d), then all that the module sets, driven as the module drives it. This prices the module's libcurl choices by themselves, without Lua or the binding; the `−` column is against the first row (the bare loop built as `options.c`).", math.max(1, CG_N1 // 2), math.max(2, CG_N2 // 2)), opts)
-  end
   if #prof > 0 then
     section("Hot path (callgrind)", "Inclusive Ir per request (difference of the N1 and N2 runs) below the module's Lua entry points; `×k` = calls per request. Functions of smsend.so are expanded.", prof)
   end
