@@ -1,15 +1,15 @@
 #!/bin/sh
 # curl-loop.sh — the "curl command-line tool once per request" client of `make bench`: what a
-# shell script does. Usage: sh bench/curl-loop.sh BASE_URL CAINFO|- N
+# shell script does. Usage: sh bench/curl-loop.sh BASE_URL CAINFO|- N BODY
 # Each request is a new curl process (so a new TCP connection and, over HTTPS, a full TLS
-# handshake), with the module's headers and JSON body; the answer is captured with $(...) and
-# checked for "status":"OK". With BENCH_VG_OUT set, each curl runs under
-# valgrind --tool=callgrind writing to that file (the bench uses N=1 then).
+# handshake), with the module's headers and BODY (the module's JSON, from bench/payload.lua);
+# the answer is captured with $(...) and checked for "status":"OK". With BENCH_VG_OUT set, each
+# curl runs under valgrind --tool=callgrind writing to that file (the bench uses N=1 then).
 set -u
 base=$1
 ca=$2
 n=$3
-body='{"recipient":"+393471234567","senderName":"MyApp","expiry":5,"messageBody":"Your code is %PIN%"}'
+body=$4
 if [ "$ca" = - ]; then set -- ; else set -- --cacert "$ca"; fi
 vg=${BENCH_VG_OUT:-}
 i=0

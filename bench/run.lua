@@ -1,7 +1,8 @@
 -- run.lua — `make bench`: starts a local nginx that answers the 2FA endpoints at once (HTTP and
--- HTTPS with a CA made here), runs every client against it, measures and prints the table, and
--- writes it as Markdown to $BENCH_OUT/results.md. Run from the repository root with lua5.4.
+-- HTTPS with a CA made here), runs every client against it, measures and prints the tables, and
+-- writes them as Markdown to $BENCH_OUT/results.md. Run from the repository root with lua5.4.
 -- Settings come from the environment (bench/bench.mk passes them through); see docs/benchmarks.md.
+-- The reference is the bare libcurl loop of bench/bare.c (issue 14); bench/limit.c is a second one.
 
 local socket = require "socket"
 
@@ -14,26 +15,38 @@ local function envn(name, default) return math.tointeger(tonumber(env(name, defa
 
 local ROOT = env("BENCH_ROOT", ".")
 local OUT = env("BENCH_OUT", "build/bench")
+local BARE_BIN = env("BENCH_BARE", OUT .. "/bare")
 local LIMIT_BIN = env("BENCH_LIMIT", OUT .. "/limit")
+local OPTIONS_BIN = env("BENCH_OPTIONS_BIN", OUT .. "/options")
 local LUA54_CPATH = env("BENCH_LUA54_CPATH", "build/lua5.4/?.so")
 local LUAJIT_CPATH = env("BENCH_LUAJIT_CPATH", "build/luajit/?.so")
+local LUA54_WAIT = env("BENCH_LUA54_WAIT", OUT .. "/lua5.4/?.so")   -- bench/pollwait.c's builds
+local LUAJIT_WAIT = env("BENCH_LUAJIT_WAIT", OUT .. "/luajit/?.so")
 local N = envn("BENCH_N", 2000)              -- requests per timed run, libcurl clients
-local N_SLOW = envn("BENCH_N_SLOW", 100)     -- requests per timed run, LuaSocket and curl CLI
+local N_SLOW = envn("BENCH_N_SLOW", 50)      -- requests per timed run, LuaSocket and curl CLI
 local RUNS = envn("BENCH_RUNS", 5)           -- rounds: one timed run per client each (median reported)
-local MEM_RUNS = math.max(3, envn("BENCH_MEM_RUNS", 5)) -- runs of N in one process for the memory-growth check
+local MEM_RUNS = math.max(4, envn("BENCH_MEM_RUNS", 6)) -- runs of N in one process for the memory-growth check
+-- The growth is read from this run to the last: the earlier ones warm up the allocator, the caches
+-- and the GC's pace (with pollable ops the C heap reaches its high-water mark in run 3 here).
+local MEM_FROM = MEM_RUNS // 2
 local CG_N1 = envn("BENCH_CG_N1", 200)       -- callgrind request counts, libcurl clients
 local CG_N2 = envn("BENCH_CG_N2", 1200)
 local CG_SLOW_N1 = envn("BENCH_CG_SLOW_N1", 10) -- callgrind request counts, LuaSocket
 local CG_SLOW_N2 = envn("BENCH_CG_SLOW_N2", 60)
 local CG_CURL = envn("BENCH_CG_CURL", 3)      -- curl CLI: processes measured, median taken
+local CG_REPEAT = math.max(1, envn("BENCH_CG_REPEAT", 3)) -- callgrind pairs of the rows with a target (median)
 -- callgrind runs in parallel. 1 by default: with nginx short of a core, libcurl polls more often
 -- before the answer is there, which moves the counts by up to 1-2%; alone they repeat within 0.05%.
 local JOBS = envn("BENCH_JOBS", 1)
 local CALLGRIND = env("BENCH_CALLGRIND", "1") ~= "0"
+local SCALE = env("BENCH_SCALE", "1") ~= "0"   -- the scale rows (ops in flight, cache, message size)
+local LIBCURL_OPTS = env("BENCH_LIBCURL_OPTS", "1") ~= "0" -- libcurl's options one by one on the bare loop
 local ONLY = env("BENCH_ONLY", nil)           -- comma list of client ids, default all
 local PROTOS = env("BENCH_PROTOS", "http,https")
 local UPDATE_README = env("BENCH_README", "0") == "1"
 local OPENRESTY = env("BENCH_OPENRESTY", "1") ~= "0"  -- run bench/openresty's part when it exists
+local PIN = env("BENCH_PIN", "1") ~= "0"      -- clients on one core, nginx on another (taskset)
+local UNPINNED = env("BENCH_UNPINNED", "1") ~= "0" -- when pinned, also time rounds with nothing pinned
 
 -- helpers -------------------------------------------------------------------------------------
 
@@ -44,6 +57,8 @@ local function script_dir()
   return file:match("^(.*)/[^/]*$") or "."
 end
 local sandbox = dofile(script_dir() .. "/../sandbox/launch.lua")
+local P = dofile(script_dir() .. "/payload.lua")
+local CG = dofile(script_dir() .. "/callgrind.lua")
 
 local shq = sandbox.shell_quote
 local run = sandbox.run
@@ -102,6 +117,21 @@ local function wait_port(port, secs)
     socket.sleep(0.05)
   end
   return false
+end
+
+-- Pinning: the clients on one CPU, nginx on another, when there are two and taskset is here.
+local CLIENT_CPU, SERVER_CPU, PIN_CLIENT, PIN_SERVER = nil, nil, "", ""
+local ALL_CPUS = (read_file("/proc/self/status") or ""):match("Cpus_allowed_list:%s*([%d,%-]+)") or ""
+if PIN and run("command -v taskset >/dev/null 2>&1") then
+  local list = ALL_CPUS
+  local cpus = {}
+  for a, b in list:gmatch("(%d+)%-?(%d*)") do
+    for i = tonumber(a), tonumber(b ~= "" and b or a) do cpus[#cpus + 1] = i end
+  end
+  if #cpus >= 2 then
+    CLIENT_CPU, SERVER_CPU = tostring(cpus[1]), tostring(cpus[2])
+    PIN_CLIENT, PIN_SERVER = "taskset -c " .. CLIENT_CPU .. " ", "taskset -c " .. SERVER_CPU .. " "
+  end
 end
 
 -- TLS material --------------------------------------------------------------------------------
@@ -204,7 +234,7 @@ http {
 }
 ]], p, p, p, p, p, p, p, http_port, p, locations, https_port, t, t, p, locations)
   write_file(NGX .. "/nginx.conf", conf)
-  local out, ok = capture("nginx -p " .. shq(p .. "/") .. " -c " .. shq(p .. "/nginx.conf") .. " -e " ..
+  local out, ok = capture(PIN_SERVER .. "nginx -p " .. shq(p .. "/") .. " -c " .. shq(p .. "/nginx.conf") .. " -e " ..
     shq(p .. "/error.log") .. " 2>&1")
   if not ok then die("nginx did not start: %s", out) end
   for _ = 1, 100 do
@@ -215,6 +245,13 @@ http {
   if not ngx_pid or not wait_port(http_port, 5) or not wait_port(https_port, 5) then
     die("nginx is not listening (see %s/error.log)", NGX)
   end
+end
+
+-- Moves nginx (master and workers, every thread) to these CPUs.
+local function set_nginx_cpus(cpus)
+  if not ngx_pid then return end
+  local pids = ngx_pid .. " " .. capture("ps -o pid= --ppid " .. ngx_pid)
+  for pid in pids:gmatch("%d+") do run("taskset -a -p -c " .. cpus .. " " .. pid .. " >/dev/null 2>&1") end
 end
 
 local function stop_nginx()
@@ -256,65 +293,143 @@ local function log_since(offset, https_port)
   end
   return r
 end
-
 -- clients ---------------------------------------------------------------------------------------
 
 local CURL_LOOP = ROOT .. "/bench/curl-loop.sh"
 local CLIENT_LUA = ROOT .. "/bench/client.lua"
+local BODY = P.body()
 
--- Each client: id, label, kind ("libcurl" = keep-alive loop, "slow"), and cmd(base, ca, n, runs).
-local function lua_cmd(interp, cpath, mode)
-  return function(base, ca, n, runs)
-    return string.format("%s %s %s %s %s %d %d", interp, shq(CLIENT_LUA), mode, shq(base), shq(ca or "-"), n, runs),
-      "SMSEND_CPATH=" .. shq(cpath) .. " "
-  end
+-- Each row: id, label, sets (what it sets and does, for the legend), kind ("ref" = a C loop,
+-- "lua" = a libcurl client in Lua, "slow" = LuaSocket, "cli" = curl CLI, "floor" = Lua only), and
+-- cmd(base, ca, n, runs) -> command, environment prefix. scale = true: callgrind only (the scale
+-- tables). ref = the id of the row its Ir/req is compared with (default the bare loop). roots:
+-- the smsend.so functions whose call trees are shown.
+local function c_loop(id, bin, bytes, extras)
+  local body = P.body(P.message(bytes))
+  local tail = extras and (" " .. shq(extras)) or ""
+  return { id = id, kind = "ref", bytes = bytes,
+    cmd = function(base, ca, n, runs)
+      return string.format("%s %s %s %d %d %s%s", shq(bin), shq(base), shq(ca or "-"), n, runs, shq(body), tail)
+    end,
+    show = function(n, runs) return string.format("%s '<BASE>' '<CA|->' %d %d '<BODY>'%s", shq(bin), n, runs, tail) end }
 end
 
--- the command line with its environment first (so that a valgrind prefix goes in between)
-local function full_cmd(c, prefix, ...)
-  local cmd, envs = c.cmd(...)
-  return (envs or "") .. (prefix or "") .. cmd
+local function lua_client(id, interp, mode)
+  local jit = interp == "luajit"
+  local envs = "SMSEND_CPATH=" .. shq(jit and LUAJIT_CPATH or LUA54_CPATH) .. " "
+  if mode:match("^poll") then envs = envs .. "BENCH_WAIT_CPATH=" .. shq(jit and LUAJIT_WAIT or LUA54_WAIT) .. " " end
+  return { id = id, kind = "lua", jit = jit, mode = mode,
+    cmd = function(base, ca, n, runs)
+      return string.format("%s %s %s %s %s %d %d", interp, shq(CLIENT_LUA), mode, shq(base), shq(ca or "-"), n, runs), envs
+    end }
 end
+
+local function with(c, t) for k, v in pairs(t) do c[k] = v end return c end
+
+local SETS = {
+  object = "`smsend.new{user_key, access_token, base_url, cainfo}` once; `client:request_pin{recipient, senderName, expiry, messageBody}` per request. Every feature on: fields checked in C, JSON built in C, timeouts, peer and host verification, the no-resend guard (`CURLOPT_PREREQFUNCTION`), socket callbacks, the answer read strictly, the status table",
+  module = "`smsend.request_pin{...}` with a new table of 8 keys per request (4 options, 4 fields); the module finds its cached client by comparing the options",
+  poll = "a plain loop: `client:request_pin_async{...}` per request, then `op:poll()` until it answers; while it does not, a wait for `op:pollfd()` to be readable, for at most `op:timeout()`: `poll(2)` through `bench/pollwait.c`, the least any event loop spends on it (with LuaSocket's `socket.select` instead: the scale table)",
+}
 
 local CLIENTS = {
-  { id = "c", label = "C libcurl keep-alive loop (the limit)", kind = "libcurl",
-    cmd = function(base, ca, n, runs)
-      return string.format("%s %s %s %d %d", shq(LIMIT_BIN), shq(base), shq(ca or "-"), n, runs)
-    end },
-  { id = "object54", label = "client:request_pin, Lua 5.4", kind = "libcurl",
-    cmd = lua_cmd("lua5.4", LUA54_CPATH, "object") },
-  { id = "module54", label = "smsend.request_pin, Lua 5.4", kind = "libcurl",
-    cmd = lua_cmd("lua5.4", LUA54_CPATH, "module") },
-  { id = "objectjit", label = "client:request_pin, LuaJIT", kind = "libcurl", jit = true,
-    cmd = lua_cmd("luajit", LUAJIT_CPATH, "object") },
-  { id = "modulejit", label = "smsend.request_pin, LuaJIT", kind = "libcurl", jit = true,
-    cmd = lua_cmd("luajit", LUAJIT_CPATH, "module") },
-  { id = "luasocket", label = "LuaSocket socket.http (+ LuaSec for HTTPS) + lua-cjson, Lua 5.4, TCP_NODELAY", kind = "slow",
-    cmd = lua_cmd("lua5.4", LUA54_CPATH, "luasocket") },
-  { id = "curlcli", label = "curl CLI, one process per request", kind = "cli",
+  with(c_loop("bare", BARE_BIN, 20), { label = "bare libcurl loop (the reference)", target = true,
+    sets = "`bench/bare.c`: one easy handle; set once: `CURLOPT_URL`, `CURLOPT_HTTPHEADER` with the three headers (`user_key`, `Access_token`, `Content-Type: application/json`), `CURLOPT_POSTFIELDS`, a `CURLOPT_WRITEFUNCTION` that discards; over HTTPS also `CURLOPT_CAINFO`. Nothing else (libcurl's defaults: no User-Agent, proxy variables read and the URL parsed on every request). Per request: `curl_easy_perform`, the curl code and the status checked" }),
+  with(c_loop("limit", LIMIT_BIN, 20), { label = "C limit (`bench/limit.c`)",
+    sets = "the bare loop plus, set once, the options the module used to set: `NOSIGNAL`, `TIMEOUT_MS`/`CONNECTTIMEOUT_MS`, `FOLLOWLOCATION 0`, `SSL_VERIFYPEER`/`VERIFYHOST`, `HTTP_VERSION 1.1`, `TCP_KEEPALIVE`, `PROTOCOLS_STR`, `POSTFIELDSIZE` and `CURLOPT_USERAGENT` (the module's string); the answer copied into a buffer and searched for `\"status\":\"OK\"`" }),
+  with(lua_client("object54", "lua5.4", "object"), { label = "client:request_pin, Lua 5.4", sets = SETS.object, target = true,
+    roots = { "m_request_pin" } }),
+  with(lua_client("module54", "lua5.4", "module"), { label = "smsend.request_pin, Lua 5.4", sets = SETS.module, target = true,
+    roots = { "module_call" } }),
+  with(lua_client("poll54", "lua5.4", "poll"), { label = "op:poll()-driven, Lua 5.4", sets = SETS.poll, target = true,
+    roots = { "lsm_request_pin_async", "o_poll", "o_timeout", "o_gc" } }),
+  with(lua_client("objectjit", "luajit", "object"), { label = "client:request_pin, LuaJIT", sets = SETS.object }),
+  with(lua_client("modulejit", "luajit", "module"), { label = "smsend.request_pin, LuaJIT", sets = SETS.module }),
+  with(lua_client("polljit", "luajit", "poll"), { label = "op:poll()-driven, LuaJIT", sets = SETS.poll }),
+  with(lua_client("luasocket", "lua5.4", "luasocket"), { kind = "slow",
+    label = "LuaSocket socket.http (+ LuaSec for HTTPS) + lua-cjson, Lua 5.4",
+    sets = "`socket.http.request` POST with the same headers, the body from `cjson.encode`, the answer through `ltn12.sink.table` and `cjson.decode`; over HTTPS the socket wrapped by LuaSec as `ssl.https` does (peer verified with the bench CA). `Connection: close`: a connection (and a full handshake) per request. `TCP_NODELAY` set (`BENCH_LUASOCKET_NODELAY=0` measures the defaults)" }),
+  { id = "curlcli", kind = "cli", label = "curl CLI, one process per request",
+    sets = "`out=$(curl -sS --http1.1 [--cacert CA] -H ... --data-binary \"$body\" URL)` and a `case` on the answer, per request (`bench/curl-loop.sh`)",
     cmd = function(base, ca, n, _)
-      return string.format("sh %s %s %s %d", shq(CURL_LOOP), shq(base), shq(ca or "-"), n)
-    end },
-  -- scale only: the Lua side of a binding with no C and no I/O; its Ir are added to the C limit's
-  { id = "loop54", label = "(scale) Lua 5.4 loop: request table in, result table out, no I/O", kind = "floor",
-    cmd = lua_cmd("lua5.4", LUA54_CPATH, "loop") },
+      return string.format("sh %s %s %s %d %s", shq(CURL_LOOP), shq(base), shq(ca or "-"), n, shq(BODY))
+    end,
+    show = function(n) return string.format("sh %s '<BASE>' '<CA|->' %d '<BODY>'", shq(CURL_LOOP), n) end },
+  -- scale rows: callgrind only
+  with(lua_client("poll54k16", "lua5.4", "poll:16"), { scale = true, label = "op:poll()-driven, Lua 5.4, 16 ops in flight on one client" }),
+  with(lua_client("poll54k64", "lua5.4", "poll:64"), { scale = true, label = "op:poll()-driven, Lua 5.4, 64 ops in flight on one client" }),
+  with(lua_client("pollselect54", "lua5.4", "pollselect"), { scale = true,
+    label = "op:poll()-driven, Lua 5.4, waiting with LuaSocket's socket.select instead of poll(2)" }),
+  with(lua_client("module54c8", "lua5.4", "module:8"), { scale = true, label = "smsend.request_pin, Lua 5.4, 8 configurations in turn" }),
+  with(lua_client("object54m1600", "lua5.4", "object:1600"), { scale = true, ref = "bare1600",
+    label = "client:request_pin, Lua 5.4, 1 600-byte messageBody" }),
+  with(c_loop("bare1600", BARE_BIN, 1600), { scale = true, label = "bare libcurl loop, 1 600-byte messageBody" }),
+  with(lua_client("loop54", "lua5.4", "loop"), { kind = "floor", scale = true,
+    label = "Lua 5.4 loop: request table in, result table out, no C, no I/O" }),
 }
+-- libcurl's options one by one on the bare loop (bench/options.c), callgrind only, with half the
+-- usual request counts; HTTPS only for those that touch TLS.
+local OPTION_ROWS = {
+  { "-", "the bare loop (through options.c)", both = true },
+  { "curlu", "+ `CURLOPT_CURLU` instead of `CURLOPT_URL`" },
+  { "ua_header", "+ User-Agent as a header-list entry" },
+  { "useragent", "+ `CURLOPT_USERAGENT`" },
+  { "timeouts", "+ `TIMEOUT_MS`, `CONNECTTIMEOUT_MS`" },
+  { "proxy_off", "+ `CURLOPT_PROXY \"\"`" },
+  { "noproxy", "+ `CURLOPT_NOPROXY \"\"`" },
+  { "wipe", "+ a wiping allocator (`curl_global_init_mem`)" },
+  { "cleanse", "+ `SSL_OP_CLEANSE_PLAINTEXT` (`CURLOPT_SSL_CTX_FUNCTION`)", https_only = true },
+  { "multi", "driven by `curl_multi_perform` + `curl_multi_poll`" },
+  { "msock", "driven by `curl_multi_socket_action` over epoll (as src/http.c)" },
+  { "module", "every option src/http.c sets, `curl_easy_perform`" },
+  { "module,msock", "every option src/http.c sets, driven as src/http.c does: the module's libcurl use", both = true },
+  { "module,msock,noproxy", "the same + `CURLOPT_NOPROXY \"\"`" },
+}
+for _, o in ipairs(OPTION_ROWS) do
+  local c = c_loop("opt_" .. (o[1] == "-" and "none" or (o[1]:gsub(",", "+"))), OPTIONS_BIN, 20, o[1])
+  c.label, c.scale, c.libcurl_opt, c.extras = o[2], true, true, o[1]
+  c.cg_n = { math.max(1, CG_N1 // 2), math.max(2, CG_N2 // 2) }
+  c.protos = o.both and { http = true, https = true } or o.https_only and { https = true } or { http = true }
+  CLIENTS[#CLIENTS + 1] = c
+end
+
+local BY_ID = {}
+for _, c in ipairs(CLIENTS) do BY_ID[c.id] = c end
 
 local selected = {}
 if ONLY then for id in ONLY:gmatch("[^,%s]+") do selected[id] = true end end
-local function wanted(c) return not ONLY or selected[c.id] or c.id == "c" end
+-- the bare loop always runs: every ratio is to it
+local function wanted(c)
+  if c.libcurl_opt then return LIBCURL_OPTS and (not ONLY or selected[c.id]) end
+  if c.scale and not SCALE then return false end
+  return not ONLY or selected[c.id] or c.id == "bare" or (c.id == "bare1600" and selected.object54m1600)
+end
 
 local protos = {}
 for p in PROTOS:gmatch("[^,%s]+") do protos[#protos + 1] = p end
 
+-- the command line with its environment first (so that a valgrind prefix goes in between)
+local function full_cmd(c, prefix, ...)
+  local cmd, envs = c.cmd(...)
+  return (envs or "") .. PIN_CLIENT .. (prefix or "") .. cmd
+end
+-- the same as shown in the results (without the pinning, said once there)
+local function shown_cmd(c, ...)
+  local cmd, envs = c.cmd(...)
+  return (envs or "") .. cmd
+end
 -- throughput runs -------------------------------------------------------------------------------
 
 local function parse_runs(out)
-  local r = { wall = {}, cpu = {}, rss = {}, rate = {} }
-  for i, w, c, rss in out:gmatch("run (%d+) wall=([%d.]+) cpu=([%d.]+) rss_kb=(%-?%d+)") do
-    r.wall[#r.wall + 1] = tonumber(w)
-    r.cpu[#r.cpu + 1] = tonumber(c)
-    r.rss[#r.rss + 1] = tonumber(rss)
+  local r = { wall = {}, cpu = {}, rss = {}, lua = {} }
+  for line in out:gmatch("[^\n]+") do
+    local w, c, rss = line:match("^run %d+ wall=([%d.]+) cpu=([%d.]+) rss_kb=(%-?%d+)")
+    if w then
+      r.wall[#r.wall + 1] = tonumber(w)
+      r.cpu[#r.cpu + 1] = tonumber(c)
+      r.rss[#r.rss + 1] = tonumber(rss)
+      r.lua[#r.lua + 1] = tonumber(line:match("lua_kb=(%d+)"))
+    end
   end
   r.hwm = tonumber(out:match("hwm_kb=(%d+)"))
   return r
@@ -330,7 +445,7 @@ local function one_process(c, proto, base, ca, https_port, n, runs)
     local tf = OUT .. "/time.out"
     cmd = c.cmd(base, ca, n)
     local t0 = socket.gettime()
-    local out, ok = capture("/usr/bin/time -f '%e %U %S %M' -o " .. shq(tf) .. " " .. cmd .. " 2>&1")
+    local out, ok = capture(PIN_CLIENT .. "/usr/bin/time -f '%e %U %S %M' -o " .. shq(tf) .. " " .. cmd .. " 2>&1")
     local w = socket.gettime() - t0
     if not ok then die("%s over %s failed: %s", c.id, proto, out) end
     local _, u, s, m = (read_file(tf) or ""):match("([%d.]+) ([%d.]+) ([%d.]+) (%d+)")
@@ -370,16 +485,65 @@ local function add_log(acc, log)
   for k, v in pairs(log.lengths) do acc.lengths[k] = (acc.lengths[k] or 0) + v end
 end
 
+
+-- request bytes ---------------------------------------------------------------------------------
+
+-- The request a client sends, as received by a one-shot HTTP server here (LuaSocket): the request
+-- line, the header lines in order, and the body. Answers 200 {"status":"OK"} and closes.
+local function raw_request(c, srv)
+  local _, port = srv:getsockname()
+  local base = string.format("http://127.0.0.1:%d/API/v1.0/REST/", port)
+  local f = assert(io.popen(full_cmd(c, nil, base, nil, 1, 0) .. " 2>&1", "r"))
+  local conn = srv:accept()
+  local r = { headers = {} }
+  if conn then
+    conn:settimeout(20)
+    local bytes = 0
+    r.line = conn:receive("*l")
+    bytes = bytes + #(r.line or "") + 2
+    while true do
+      local l = conn:receive("*l")
+      if not l or l == "" then bytes = bytes + 2 break end
+      bytes = bytes + #l + 2
+      r.headers[#r.headers + 1] = l
+    end
+    local len = 0
+    for _, h in ipairs(r.headers) do len = tonumber(h:match("^[Cc]ontent%-[Ll]ength:%s*(%d+)")) or len end
+    r.body = len > 0 and conn:receive(len) or ""
+    r.bytes = bytes + #(r.body or "")
+    conn:send('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{"status":"OK"}')
+    conn:close()
+  end
+  r.out = f:read("a")
+  f:close()
+  return r
+end
+
+-- Whether two requests are the same bytes but for the order of their header lines, leaving out
+-- the header lines `skip` names (lower case): true, or false and what differs.
+local function same_request(a, b, skip)
+  if a.line ~= b.line then return false, "request line" end
+  if a.body ~= b.body then return false, "body" end
+  local function set(r)
+    local t, n = {}, 0
+    for _, h in ipairs(r.headers) do
+      local name = h:match("^([^:]+):"):lower()
+      if not (skip and skip[name]) then t[h] = (t[h] or 0) + 1 n = n + 1 end
+    end
+    return t, n
+  end
+  local sa, na = set(a)
+  local sb, nb = set(b)
+  if na ~= nb then return false, string.format("%d header lines against %d", na, nb) end
+  for h, k in pairs(sa) do
+    if sb[h] ~= k then return false, "header " .. (h:match("^([^:]+)") or h) end
+  end
+  return true
+end
+
 -- callgrind ---------------------------------------------------------------------------------------
 
-local CG = OUT .. "/callgrind"
-
-local function cg_file_ir(path)
-  local s = read_file(path)
-  if not s then return nil end
-  local v = s:match("\nsummary:%s*(%d+)") or s:match("\ntotals:%s*(%d+)")
-  return tonumber(v)
-end
+local CGDIR = OUT .. "/callgrind"
 
 local function vg_prefix(c, outfile)
   local extra = c.jit and " --smc-check=all" or ""
@@ -392,27 +556,40 @@ local function cg_jobs(c, proto, base, ca)
   local tag = c.id .. "." .. proto
   if c.kind == "cli" then
     for k = 1, CG_CURL do
-      local f = string.format("%s/%s.%d.out", CG, tag, k)
+      local f = string.format("%s/%s.%d.out", CGDIR, tag, k)
       jobs[#jobs + 1] = { file = f, log = f .. ".log",
-        cmd = "BENCH_VG_OUT=" .. shq(f) .. " sh " .. shq(CURL_LOOP) .. " " .. shq(base) .. " " .. shq(ca or "-") .. " 1" }
+        cmd = "BENCH_VG_OUT=" .. shq(f) .. " " .. PIN_CLIENT .. c.cmd(base, ca, 1) }
     end
     return jobs, function()
       local irs = {}
-      for _, j in ipairs(jobs) do irs[#irs + 1] = cg_file_ir(j.file) end
+      for _, j in ipairs(jobs) do irs[#irs + 1] = CG.total(j.file) end
       if #irs ~= #jobs then return nil end
       return median(irs), { per_process = true }
     end
   end
   local n1, n2 = CG_N1, CG_N2
   if c.kind == "slow" then n1, n2 = CG_SLOW_N1, CG_SLOW_N2 end
-  for _, n in ipairs({ n1, n2 }) do
-    local f = string.format("%s/%s.n%d.out", CG, tag, n)
-    jobs[#jobs + 1] = { file = f, log = f .. ".log", n = n, cmd = full_cmd(c, vg_prefix(c, f), base, ca, n, 0) }
+  if c.cg_n then n1, n2 = c.cg_n[1], c.cg_n[2] end
+  -- the rows with a target: CG_REPEAT pairs, the median pair kept (timing moves the count a little)
+  local pairs_n = c.target and CG_REPEAT or 1
+  for k = 1, pairs_n do
+    for _, n in ipairs({ n1, n2 }) do
+      local f = string.format("%s/%s.n%d%s.out", CGDIR, tag, n, pairs_n > 1 and (".r" .. k) or "")
+      jobs[#jobs + 1] = { file = f, log = f .. ".log", n = n, cmd = full_cmd(c, vg_prefix(c, f), base, ca, n, 0) }
+    end
   end
   return jobs, function()
-    local a, b = cg_file_ir(jobs[1].file), cg_file_ir(jobs[2].file)
-    if not a or not b then return nil end
-    return (b - a) / (n2 - n1), { n1 = n1, n2 = n2, ir1 = a, ir2 = b, file1 = jobs[1].file, file2 = jobs[2].file }
+    local runs = {}
+    for k = 1, pairs_n do
+      local j1, j2 = jobs[2 * k - 1], jobs[2 * k]
+      local a, b = CG.total(j1.file), CG.total(j2.file)
+      if not a or not b then return nil end
+      runs[k] = { ir = (b - a) / (n2 - n1), n1 = n1, n2 = n2, ir1 = a, ir2 = b, file1 = j1.file, file2 = j2.file }
+    end
+    table.sort(runs, function(x, y) return x.ir < y.ir end)
+    local info = runs[(#runs + 1) // 2]
+    info.lo, info.hi, info.pairs = runs[1].ir, runs[#runs].ir, #runs
+    return info.ir, info
   end
 end
 
@@ -435,124 +612,32 @@ local function run_jobs(jobs)
   end
 end
 
--- The call tree of a callgrind file, read directly (callgrind_annotate takes minutes on a busy
--- machine): incl[fn] = inclusive Ir (self + the calls it makes), edges[fn][callee] = { ir, calls }
--- with the inclusive cost of those calls, objs[fn] = the object's file name. Functions are keyed by
--- name. Needs the default output (events: Ir, --dump-instr=no, no --collect-jumps).
-local tree_cache = {}
-local function cg_tree(file)
-  if tree_cache[file] then return table.unpack(tree_cache[file]) end
-  local fn_names, ob_names = {}, {}
-  local function name_of(spec, names) -- "(id) name" defines, "(id)" refers, "name" is plain
-    local id, name = spec:match("^%((%d+)%)%s*(.*)$")
-    if not id then return spec end
-    if name ~= "" then names[id] = name return name end
-    return names[id] or ("?" .. id)
-  end
-  local self_ir, edges, objs = {}, {}, {}
-  local ob, fn, cfn, calls
-  for line in io.lines(file) do
-    local b = line:byte(1)
-    if calls then -- the cost line after calls=: inclusive cost of those calls
-      local ir = tonumber(line:match("^%S+%s+(%d+)")) or 0
-      local e = edges[fn][cfn]
-      if not e then e = { ir = 0, calls = 0 } edges[fn][cfn] = e end
-      e.ir, e.calls = e.ir + ir, e.calls + calls
-      calls = nil
-    elseif b and ((b >= 48 and b <= 57) or b == 43 or b == 45 or b == 42) then -- "pos cost": self cost
-      if fn then self_ir[fn] = (self_ir[fn] or 0) + (tonumber(line:match("^%S+%s+(%d+)")) or 0) end
-    elseif line:sub(1, 3) == "fn=" then
-      fn = name_of(line:sub(4), fn_names)
-      edges[fn] = edges[fn] or {}
-      objs[fn] = objs[fn] or ob
-    elseif line:sub(1, 3) == "ob=" then
-      ob = name_of(line:sub(4), ob_names):match("([^/]+)$")
-    elseif line:sub(1, 4) == "cob=" then
-      name_of(line:sub(5), ob_names)
-    elseif line:sub(1, 4) == "cfn=" then
-      cfn = name_of(line:sub(5), fn_names)
-    elseif line:sub(1, 6) == "calls=" then
-      calls = tonumber(line:match("^calls=(%d+)")) or 0
-    end
-  end
-  local incl = {}
-  for f, es in pairs(edges) do
-    local v = self_ir[f] or 0
-    for callee, e in pairs(es) do if callee ~= f then v = v + e.ir end end
-    incl[f] = v
-  end
-  tree_cache[file] = { incl, edges, objs }
-  return incl, edges, objs
-end
-
--- curl_easy_perform's inclusive Ir per request (N2−N1 difference), or nil
-local function cg_perform(info)
-  if not (info and info.file1) then return nil end
-  local i1 = cg_tree(info.file1)
-  local i2 = cg_tree(info.file2)
-  if not i2.curl_easy_perform then return nil end
-  return (i2.curl_easy_perform - (i1.curl_easy_perform or 0)) / (info.n2 - info.n1)
-end
-
--- Per-request call tree below `entry`, by difference of the N1 and N2 files.
-local function cg_profile(info, entry, fmt_int)
-  local i1, e1 = cg_tree(info.file1)
-  local i2, e2, objs = cg_tree(info.file2)
-  local function label_of(fn) return fn .. " [" .. (objs[fn] or "?") .. "]" end
-  local dn = info.n2 - info.n1
-  local lines = {}
-  local root = i2[entry] and entry
-  if not root then return lines, nil end
-  -- A function called from several places shows its callees in proportion to this path's share.
-  local function walk(fn, depth, per, label)
-    local kids = {}
-    local all = ((i2[fn] or 0) - (i1[fn] or 0)) / dn
-    local share = (all > 0 and per < all) and per / all or 1
-    for callee, e in pairs(e2[fn] or {}) do
-      local o = (e1[fn] or {})[callee] or { ir = 0, calls = 0 }
-      local ir = (e.ir - o.ir) / dn * share
-      if ir >= 30 then kids[#kids + 1] = { name = callee, ir = ir, calls = (e.calls - o.calls) / dn * share } end
-    end
-    table.sort(kids, function(x, y) return x.ir > y.ir end)
-    local listed = 0
-    for _, k in ipairs(kids) do listed = listed + k.ir end
-    local function row(d, text, v)
-      local left = string.rep("  ", d) .. text
-      lines[#lines + 1] = left .. string.rep(" ", math.max(1, 64 - utf8.len(left))) .. string.format("%9s", fmt_int(v))
-    end
-    row(depth, label or label_of(fn), per)
-    if per - listed >= 30 and #kids > 0 then row(depth + 1, "(self, and calls under 30 Ir)", per - listed) end
-    for _, k in ipairs(kids) do
-      local label = label_of(k.name) .. (k.calls >= 1.5 and string.format(" ×%g", math.floor(k.calls * 10 + 0.5) / 10) or "")
-      if objs[k.name] == "smsend.so" and depth < 5 and k.name ~= fn then
-        walk(k.name, depth + 1, k.ir, label)
-      else
-        row(depth + 1, label, k.ir)
-      end
-    end
-  end
-  walk(root, 1, (i2[root] - (i1[root] or 0)) / dn)
-  local perform
-  if i2.curl_easy_perform then perform = (i2.curl_easy_perform - (i1.curl_easy_perform or 0)) / dn end
-  return lines, (i2[root] - (i1[root] or 0)) / dn, perform
-end
-
 -- formatting ----------------------------------------------------------------------------------------
 
 local function fmt_int(v)
   if not v then return "—" end
   local s = string.format("%d", math.floor(v + 0.5))
-  local r = s:reverse():gsub("(%d%d%d)", "%1 "):reverse()
-  return trim(r)
+  local neg = s:sub(1, 1) == "-"
+  if neg then s = s:sub(2) end
+  local r = trim(s:reverse():gsub("(%d%d%d)", "%1 "):reverse())
+  return (neg and "−" or "") .. r
 end
 local function fmt(f, v) if not v then return "—" end return string.format(f, v) end
+-- A Markdown table's two header lines: the first `left` columns (default 2) left-aligned, the
+-- others right-aligned.
+local function md_head(cols, left)
+  left = left or 2
+  return { "| " .. table.concat(cols, " | ") .. " |", "|" .. string.rep("---|", left) .. string.rep("---:|", #cols - left) }
+end
+local function fmt_delta(v) if not v then return "—" end return (v >= 0 and "+" or "") .. fmt_int(v) end
 
 -- main ----------------------------------------------------------------------------------------------
 
 local function main()
-  run("mkdir -p " .. shq(OUT) .. " " .. shq(CG))
+  run("mkdir -p " .. shq(OUT) .. " " .. shq(CGDIR))
   local started = os.time()
-  say("bench: certificates, nginx")
+  say("bench: certificates, nginx%s", PIN_CLIENT ~= "" and string.format(" (nginx on CPU %s, clients on CPU %s)",
+    SERVER_CPU, CLIENT_CPU) or " (not pinned)")
   local ca = abs(make_certs())
   local http_port, https_port = free_port(), free_port()
   while https_port == http_port do https_port = free_port() end
@@ -563,64 +648,99 @@ local function main()
   }
   local cas = { http = nil, https = ca }
 
-  local results = {} -- results[proto][id] = { tp = ..., ir = ..., cg = ... }
+  local results = {} -- results[proto][id] = { rates, cpus, ..., ir = ..., cg = ... }
   for _, p in ipairs(protos) do results[p] = {} end
 
   -- 1. throughput, side by side: each round runs every client once (one process: a warm-up
-  --    request, then one timed run of N), in an order rotated every round; the ratios to the C
-  --    limit are taken within a round, then the median over the rounds.
+  --    request, then one timed run of N), in an order rotated every round; the ratios to the bare
+  --    loop are taken within a round, then the median over the rounds. Pinned (when the machine
+  --    allows: results[p][id].main), then, with UNPINNED, the same rounds with nothing pinned
+  --    (results[p][id].free). The memory runs follow, not pinned: they count bytes, not time.
+  local pinned = PIN_CLIENT ~= ""
+  local pin_client = PIN_CLIENT
+  local function set_pinning(on)
+    if not pinned then return end
+    PIN_CLIENT = on and pin_client or ""
+    set_nginx_cpus(on and SERVER_CPU or ALL_CPUS)
+  end
+  local timings = { { key = "main", pinned = pinned } }
+  if pinned and UNPINNED then timings[2] = { key = "free", pinned = false } end
   for _, p in ipairs(protos) do
     local list = {}
     for _, c in ipairs(CLIENTS) do
-      if wanted(c) and c.kind ~= "floor" then
+      if wanted(c) and not c.scale then
         list[#list + 1] = c
-        results[p][c.id] = { rates = {}, cpus = {}, xrate = {}, xcpu = {}, log = {}, hwm = 0 }
+        results[p][c.id] = { log = {}, hwm = 0 }
       end
     end
-    for round = 1, RUNS do
-      say("bench: %s round %d/%d", p, round, RUNS)
-      local this = {}
-      for k = 0, #list - 1 do
-        local c = list[(k + round - 1) % #list + 1]
-        local n = c.kind == "libcurl" and N or N_SLOW
-        local res = one_process(c, p, bases[p], cas[p], https_port, n, 1)
-        local r = results[p][c.id]
-        r.n, r.cmd = n, res.cmd
-        this[c.id] = { rate = n / res.wall[1], cpu = res.cpu[1] / n }
-        r.rates[#r.rates + 1] = this[c.id].rate
-        r.cpus[#r.cpus + 1] = this[c.id].cpu
-        r.hwm = math.max(r.hwm, res.hwm or 0)
-        add_log(r.log, res.log)
-        if not r.seq or res.log.requests > r.seq.requests then r.seq = res.log end
+    for _, tm in ipairs(timings) do
+      set_pinning(tm.pinned)
+      for _, c in ipairs(list) do
+        results[p][c.id][tm.key] = { rates = {}, cpus = {}, xrate = {}, xcpu = {} }
       end
-      for id, t in pairs(this) do
-        if this.c then
-          local r = results[p][id]
-          r.xrate[#r.xrate + 1] = t.rate / this.c.rate
-          r.xcpu[#r.xcpu + 1] = t.cpu / this.c.cpu
+      for round = 1, RUNS do
+        say("bench: %s round %d/%d%s", p, round, RUNS, tm.pinned and " (pinned)" or (pinned and " (not pinned)" or ""))
+        local this = {}
+        for k = 0, #list - 1 do
+          local c = list[(k + round - 1) % #list + 1]
+          local n = (c.kind == "ref" or c.kind == "lua") and N or N_SLOW
+          local res = one_process(c, p, bases[p], cas[p], https_port, n, 1)
+          local r = results[p][c.id]
+          local t = r[tm.key]
+          r.n, r.cmd = n, res.cmd
+          this[c.id] = { rate = n / res.wall[1], cpu = res.cpu[1] / n }
+          t.rates[#t.rates + 1] = this[c.id].rate
+          t.cpus[#t.cpus + 1] = this[c.id].cpu
+          r.hwm = math.max(r.hwm, res.hwm or 0)
+          add_log(r.log, res.log)
+          if not r.seq or res.log.requests > r.seq.requests then r.seq = res.log end
+        end
+        for id, t in pairs(this) do
+          if this.bare then
+            local r = results[p][id][tm.key]
+            r.xrate[#r.xrate + 1] = t.rate / this.bare.rate
+            r.xcpu[#r.xcpu + 1] = t.cpu / this.bare.cpu
+          end
         end
       end
     end
-    -- 1b. memory: MEM_RUNS runs of N in one process, VmRSS (after a full GC) after each run
+    -- 1b. memory: MEM_RUNS runs of N in one process, VmRSS (after full GCs) after each run
+    set_pinning(false)
     for _, c in ipairs(list) do
-      if c.kind == "libcurl" then
+      if c.kind == "ref" or c.kind == "lua" then
         say("bench: %s memory %s", p, c.id)
         local res = one_process(c, p, bases[p], cas[p], https_port, N, MEM_RUNS)
         local r = results[p][c.id]
-        r.rss = res.rss
+        r.rss, r.lua_kb = res.rss, res.lua
         r.hwm = math.max(r.hwm, res.hwm or 0)
         add_log(r.log, res.log)
         if not r.seq or res.log.requests > r.seq.requests then r.seq = res.log end
       end
     end
+    set_pinning(true)
   end
 
-  -- 2. callgrind, JOBS at a time (instruction counts do not depend on load)
+  -- 2. request bytes: what each libcurl client sends, captured raw over HTTP
+  say("bench: request bytes")
+  local wire = {}
+  local srv = assert(socket.bind("127.0.0.1", 0)) -- one port for all: the same Host line
+  srv:settimeout(20)
+  for _, c in ipairs(CLIENTS) do
+    if wanted(c) and (c.kind == "ref" or c.kind == "lua") and not c.scale then
+      local r = raw_request(c, srv)
+      if not r.line then die("request bytes: %s sent nothing: %s", c.id, r.out) end
+      wire[#wire + 1] = { c = c, r = r }
+      wire[c.id] = r
+    end
+  end
+  srv:close()
+
+  -- 3. callgrind, JOBS at a time (instruction counts do not depend on load)
   local finishers, all_jobs = {}, {}
   if CALLGRIND then
     for _, p in ipairs(protos) do
       for _, c in ipairs(CLIENTS) do
-        if wanted(c) and not (c.kind == "floor" and p ~= protos[1]) then
+        if wanted(c) and not (c.kind == "floor" and p ~= protos[1]) and (not c.protos or c.protos[p]) then
           local jobs, finish = cg_jobs(c, p, bases[p], cas[p])
           for _, j in ipairs(jobs) do all_jobs[#all_jobs + 1] = j end
           finishers[#finishers + 1] = { p = p, c = c, finish = finish }
@@ -635,70 +755,226 @@ local function main()
       results[f.p][f.c.id] = results[f.p][f.c.id] or {}
       results[f.p][f.c.id].ir = ir
       results[f.p][f.c.id].cg = info
-      if f.c.kind == "libcurl" then results[f.p][f.c.id].perform = cg_perform(info) end
     end
   end
   stop_nginx()
 
-  -- 3. table
-  local floor_ir = CALLGRIND and results[protos[1]].loop54 and results[protos[1]].loop54.ir
-  local lines = {}
-  local function add(s) lines[#lines + 1] = s end
-  add("| client | proto | req/s (median) | × C | CPU µs/req | × C | peak RSS MB | RSS growth KB | TCP conns / sequential requests | TLS handshakes (full+resumed) | Ir/req (callgrind) | × C | × C, libcurl equalised ² |")
-  add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-  -- the ratio with the client's own curl_easy_perform cost replaced by the C limit's (see ²)
-  local function eq_ratio(r, base_r)
-    if not (r and r.ir and r.perform and base_r and base_r.ir and base_r.perform) then return nil end
-    return (r.ir - r.perform + base_r.perform) / base_r.ir
+  local function ir_of(p, id) local r = results[p] and results[p][id] return r and r.ir end
+  local function x_bare(p, id, ref)
+    local a, b = ir_of(p, id), ir_of(p, ref or "bare")
+    return a and b and a / b
   end
+
+  -- req/s, × bare, CPU µs/req, × bare of one set of timed rounds
+  -- (a ratio's median, then its smallest and largest round: the machine is shared)
+  local function ratio(list)
+    if not list or #list == 0 then return "—" end
+    local lo, hi = math.huge, -math.huge
+    for _, v in ipairs(list) do lo, hi = math.min(lo, v), math.max(hi, v) end
+    if #list == 1 then return string.format("%.2f", list[1]) end
+    return string.format("%.2f (%.2f–%.2f)", median(list), lo, hi)
+  end
+  local function timing_cells(t)
+    t = t or {}
+    local cpu = t.cpus and median(t.cpus)
+    return fmt_int(t.rates and median(t.rates)), ratio(t.xrate), fmt("%.1f", cpu and cpu * 1e6), ratio(t.xcpu)
+  end
+
+  -- 4. the main table
+  local lines = md_head({ "row", "proto", "req/s (median)", "× bare", "CPU µs/req", "× bare", "peak RSS MB", "RSS growth KB",
+    "TCP conns / sequential requests", "TLS handshakes (full+resumed)", "Ir/req (callgrind)", "× bare" })
+  local function add(s) lines[#lines + 1] = s end
   for _, p in ipairs(protos) do
-    local base_r = results[p].c
     for _, c in ipairs(CLIENTS) do
       local r = results[p][c.id]
-      if r and c.kind ~= "floor" then
-        local ir_x = r.ir and base_r and base_r.ir and r.ir / base_r.ir
-        local growth = r.rss and #r.rss >= 3 and (r.rss[#r.rss] - r.rss[2])
+      if r and not c.scale then
+        local growth = r.rss and #r.rss >= MEM_FROM and (r.rss[#r.rss] - r.rss[MEM_FROM])
         local conns, tls = "—", "—"
         if r.seq then
           conns = string.format("%d / %d", r.seq.conns, r.seq.requests)
           if p == "https" then tls = string.format("%d (%d+%d)", r.seq.full + r.seq.resumed, r.seq.full, r.seq.resumed) end
         end
-        add(string.format("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
-          c.label, p:upper(), fmt_int(r.rates and median(r.rates)), fmt("%.2f", r.xrate and median(r.xrate)),
-          fmt("%.1f", r.cpus and median(r.cpus) and median(r.cpus) * 1e6), fmt("%.2f", r.xcpu and median(r.xcpu)),
-          fmt("%.1f", r.hwm and r.hwm > 0 and r.hwm / 1024 or nil), growth and string.format("%+d", growth) or "n/a",
-          conns, tls, fmt_int(r.ir) .. ((r.cg and r.cg.per_process) and " ¹" or ""), fmt("%.3f", ir_x),
-          fmt("%.3f", eq_ratio(r, base_r))))
+        local rate, xrate, cpu, xcpu = timing_cells(r.main)
+        add(string.format("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
+          c.label, p:upper(), rate, xrate, cpu, xcpu, fmt("%.1f", r.hwm and r.hwm > 0 and r.hwm / 1024 or nil),
+          growth and string.format("%+d", growth) or "n/a", conns, tls,
+          fmt_int(r.ir) .. ((r.cg and r.cg.per_process) and " ¹" or "") ..
+            ((r.cg and (r.cg.pairs or 1) > 1) and string.format(" (%s–%s)", fmt_int(r.cg.lo), fmt_int(r.cg.hi)) or ""),
+          fmt("%.3f", x_bare(p, c.id))))
       end
-    end
-    if floor_ir and base_r and base_r.ir and p == protos[1] then
-      add(string.format("| %s | %s | — | — | — | — | — | — | — | — | C + %s | %.3f | — |", CLIENTS[#CLIENTS].label,
-        p:upper(), fmt_int(floor_ir), (base_r.ir + floor_ir) / base_r.ir))
     end
   end
 
-  -- targets
+  -- 4b. the same rounds with nothing pinned
+  local free = {}
+  if pinned and UNPINNED then
+    free = md_head({ "row", "proto", "req/s (median)", "× bare", "CPU µs/req", "× bare" })
+    for _, p in ipairs(protos) do
+      for _, c in ipairs(CLIENTS) do
+        local t = results[p][c.id] and results[p][c.id].free
+        if t then free[#free + 1] = string.format("| %s | %s | %s | %s | %s | %s |", c.label, p:upper(), timing_cells(t)) end
+      end
+    end
+  end
+
+  -- 5. scale: instructions per request as the load changes shape
+  local scale = {}
+  if CALLGRIND and SCALE then
+    scale = md_head({ "row", "proto", "Ir/req", "× bare", "× the first row of its group" })
+    local groups = {
+      { "poll54", "poll54k16", "poll54k64", "pollselect54" },
+      { "module54", "module54c8" },
+      { "object54", "object54m1600" },
+      { "bare", "bare1600" },
+    }
+    for _, p in ipairs(protos) do
+      for _, g in ipairs(groups) do
+        local first = ir_of(p, g[1])
+        for i, id in ipairs(g) do
+          local c, ir = BY_ID[id], ir_of(p, id)
+          if ir then
+            local label = c.label
+            if i == 1 then
+              label = label .. ({ poll54 = ", 1 op in flight", module54 = ", 1 configuration",
+                object54 = ", 20-byte messageBody", bare = ", 20-byte messageBody" })[id]
+            end
+            local ref = c.ref or "bare"
+            scale[#scale + 1] = string.format("| %s | %s | %s | %s%s | %s |", label, p:upper(), fmt_int(ir),
+              fmt("%.3f", x_bare(p, id, ref)), ref ~= "bare" and (" (to " .. BY_ID[ref].label .. ")") or "",
+              fmt("%.3f", first and ir / first))
+          end
+        end
+      end
+    end
+    local floor_ir = ir_of(protos[1], "loop54")
+    if floor_ir then
+      scale[#scale + 1] = string.format("| %s | — | %s | (bare + this: %s) | — |", BY_ID.loop54.label, fmt_int(floor_ir),
+        fmt("%.3f", ir_of(protos[1], "bare") and (ir_of(protos[1], "bare") + floor_ir) / ir_of(protos[1], "bare")))
+    end
+  end
+
+  -- 6. where the instructions go: self Ir per request by object group, and the functions that
+  --    differ most from the bare loop
+  local split, spots = {}, {}
+  if CALLGRIND then
+    local head = { "row", "proto" }
+    for _, g in ipairs(CG.GROUPS) do head[#head + 1] = g.name end
+    head[#head + 1] = "total"
+    split = md_head(head)
+    local ids = { "bare", "limit", "object54", "module54", "poll54", "objectjit", "modulejit", "polljit" }
+    for _, p in ipairs(protos) do
+      local bare_g = results[p].bare and results[p].bare.cg and CG.by_group(results[p].bare.cg)
+      for _, id in ipairs(ids) do
+        local r = results[p][id]
+        if r and r.cg and r.cg.file1 then
+          local g, cells, dcells = CG.by_group(r.cg), { BY_ID[id].label, p:upper() }, { "  − bare", p:upper() }
+          local tot, dtot = 0, 0
+          for i = 1, #CG.GROUPS do
+            cells[#cells + 1] = fmt_int(g[i])
+            tot = tot + g[i]
+            if bare_g then
+              dcells[#dcells + 1] = fmt_delta(g[i] - bare_g[i])
+              dtot = dtot + g[i] - bare_g[i]
+            end
+          end
+          cells[#cells + 1] = fmt_int(tot)
+          split[#split + 1] = "| " .. table.concat(cells, " | ") .. " |"
+          if bare_g and id ~= "bare" and not BY_ID[id].jit then
+            dcells[#dcells + 1] = fmt_delta(dtot)
+            split[#split + 1] = "| " .. table.concat(dcells, " | ") .. " |"
+          end
+        end
+      end
+      -- each row against the row it differs from by one thing
+      for _, pair in ipairs({ { "object54", "bare" }, { "module54", "object54" }, { "poll54", "object54" },
+        { "object54m1600", "object54" }, { "poll54k16", "poll54" } }) do
+        local id, ref = pair[1], pair[2]
+        local r, b = results[p][id], results[p][ref]
+        if r and r.cg and r.cg.file1 and b and b.cg and b.cg.file1 then
+          spots[#spots + 1] = string.format("%s − %s, %s: %s Ir/req (%s against %s). Self Ir per request of the functions that differ most:",
+            id, ref, p:upper(), fmt_delta(r.ir - b.ir), fmt_int(r.ir), fmt_int(b.ir))
+          spots[#spots + 1] = ""
+          for _, l in ipairs(md_head({ "function [object]", id, ref, "Δ" }, 1)) do spots[#spots + 1] = l end
+          for _, h in ipairs(CG.hot_spots(r.cg, b.cg, 14, 4)) do
+            spots[#spots + 1] = string.format("| `%s` [%s] | %s | %s | %s |", h.fn, h.ob, fmt_int(h.row), fmt_int(h.ref),
+              fmt_delta(h.delta))
+          end
+          spots[#spots + 1] = ""
+        end
+      end
+    end
+  end
+
+  -- 6b. libcurl's options one by one on the bare loop
+  local opts = {}
+  if CALLGRIND and LIBCURL_OPTS then
+    opts = md_head({ "set-up (`bench/options.c` EXTRAS)", "proto", "Ir/req", "− the bare loop" })
+    for _, p in ipairs(protos) do
+      local ref = ir_of(p, "opt_none")
+      for _, c in ipairs(CLIENTS) do
+        local ir = c.libcurl_opt and ir_of(p, c.id)
+        if ir then
+          opts[#opts + 1] = string.format("| %s (`%s`) | %s | %s | %s |", c.label, c.extras, p:upper(), fmt_int(ir),
+            c.id == "opt_none" and "—" or fmt_delta(ref and ir - ref))
+        end
+      end
+      local r = results[p].object54
+      if r and r.cg and r.cg.file1 then
+        local g, sum = CG.by_group(r.cg), 0
+        for i, grp in ipairs(CG.GROUPS) do if grp.name:find("^libcurl") or grp.name:find("^TLS") or grp.name:find("^libc") then sum = sum + g[i] end end
+        opts[#opts + 1] = string.format("| for comparison: libcurl + TLS + libc self Ir of %s (the module's libcurl use, its callbacks and the binding's libc calls) | %s | %s | %s |",
+          BY_ID.object54.label, p:upper(), fmt_int(sum), fmt_delta(ref and sum - ref))
+      end
+    end
+  end
+
+  -- 7. targets
   local checks = {}
   local function check(name, ok, detail)
     checks[#checks + 1] = string.format("- [%s] %s — %s", ok and "x" or " ", name, detail)
   end
+  local function note(name, detail) checks[#checks + 1] = string.format("- (reported) %s — %s", name, detail) end
   for _, p in ipairs(protos) do
-    local r = results[p]
-    if r.c and r.c.ir then
-      if r.object54 and r.object54.ir then
-        local x = r.object54.ir / r.c.ir
-        check("client:request_pin (Lua 5.4) ≤ 1.10× C Ir/req, " .. p:upper(), x <= 1.10,
-          string.format("%.3f× (%s vs %s Ir/req); libcurl equalised %s×", x, fmt_int(r.object54.ir), fmt_int(r.c.ir),
-            fmt("%.3f", eq_ratio(r.object54, r.c))))
+    local bare = ir_of(p, "bare")
+    if bare then
+      for _, t in ipairs({ { "object54", 0.97 }, { "module54", 1.00 }, { "poll54", 1.05, " (goal)" } }) do
+        local x = x_bare(p, t[1])
+        if x then
+          local a, b = results[p][t[1]].cg, results[p].bare.cg
+          local spread = ""
+          if a and b and a.pairs and a.pairs > 1 then
+            spread = string.format("; medians of %d callgrind pairs, the row's %s–%s, the bare loop's %s–%s", a.pairs,
+              fmt_int(a.lo), fmt_int(a.hi), fmt_int(b.lo), fmt_int(b.hi))
+          end
+          check(string.format("%s ≤ %.2f× the bare loop's Ir/req%s, %s", BY_ID[t[1]].label, t[2], t[3] or "", p:upper()),
+            x <= t[2], string.format("%.3f× (%s vs %s Ir/req%s)", x, fmt_int(ir_of(p, t[1])), fmt_int(bare), spread))
+        end
       end
-      if r.module54 and r.module54.ir then
-        local x = r.module54.ir / r.c.ir
-        check("smsend.request_pin (Lua 5.4) ≤ 1.15× C Ir/req, " .. p:upper(), x <= 1.15,
-          string.format("%.3f× (%s vs %s Ir/req); libcurl equalised %s×", x, fmt_int(r.module54.ir), fmt_int(r.c.ir),
-            fmt("%.3f", eq_ratio(r.module54, r.c))))
+      for _, id in ipairs({ "objectjit", "modulejit", "polljit" }) do
+        local x = x_bare(p, id)
+        if x then note(BY_ID[id].label .. ", " .. p:upper(), string.format("%.3f× the bare loop (%s vs %s Ir/req)", x,
+          fmt_int(ir_of(p, id)), fmt_int(bare))) end
       end
     end
-    for _, id in ipairs({ "object54", "module54", "objectjit", "modulejit" }) do
+  end
+  -- request bytes: the same as the bare loop's but for header order and the User-Agent line
+  -- (which the bare loop does not send), and the same as the C limit's but for header order
+  if wire.bare then
+    for _, w in ipairs(wire) do
+      if w.c.id ~= "bare" then
+        local ok1, why1 = same_request(w.r, wire.bare, { ["user-agent"] = true })
+        local ok2, why2 = true, nil
+        if wire.limit and w.c.id ~= "limit" then ok2, why2 = same_request(w.r, wire.limit) end
+        check(w.c.id .. ": request bytes as the bare loop's but for header order and its User-Agent line" ..
+          (wire.limit and w.c.id ~= "limit" and ", as the C limit's but for header order" or ""), ok1 and ok2,
+          ok1 and ok2 and string.format("%d bytes (bare loop: %d)", w.r.bytes, wire.bare.bytes) or
+            ("differs: " .. (why1 or why2)))
+      end
+    end
+  end
+  for _, p in ipairs(protos) do
+    local r = results[p]
+    for _, id in ipairs({ "object54", "module54", "poll54", "objectjit", "modulejit", "polljit" }) do
       local t = r[id]
       if t and t.seq then
         local q = t.seq
@@ -710,44 +986,36 @@ local function main()
             q.conns, hs and string.format(", %d handshake(s)", hs) or "", q.requests, t.log.conns, t.log.requests,
             t.log.processes))
       end
-      if t and t.rss and #t.rss >= 3 then
-        local g = t.rss[#t.rss] - t.rss[2]
+      if t and t.rss and #t.rss >= MEM_FROM then
+        local g = t.rss[#t.rss] - t.rss[MEM_FROM]
         check(id .. " " .. p:upper() .. ": no memory growth across runs", g <= 8,
-          string.format("VmRSS %+d KB from run 2 to run %d (%d requests; at most 8 KB, two pages, allowed); after each run of %d: %s KB",
-            g, #t.rss, N * (#t.rss - 2), N, table.concat(t.rss, ", ")))
+          string.format("VmRSS %+d KB from run %d to run %d (%d requests; at most 8 KB, two pages, allowed); after each run of %d: %s KB%s",
+            g, MEM_FROM, #t.rss, N * (#t.rss - MEM_FROM), N, table.concat(t.rss, ", "),
+            t.lua_kb and #t.lua_kb > 0 and ("; Lua heap " .. table.concat(t.lua_kb, ", ") .. " KB") or ""))
       end
     end
   end
-  if results.https and results.https.object54 and results.https.luasocket and results.https.object54.rates then
-    local x = median(results.https.object54.rates) / median(results.https.luasocket.rates)
-    check("HTTPS throughput of client:request_pin (Lua 5.4) ≥ 10× LuaSocket+LuaSec", x >= 10,
-      string.format("%.1f× (medians)", x))
-  end
-  if results.https and results.https.module54 and results.https.luasocket and results.https.module54.rates then
-    local x = median(results.https.module54.rates) / median(results.https.luasocket.rates)
-    check("HTTPS throughput of smsend.request_pin (Lua 5.4) ≥ 10× LuaSocket+LuaSec", x >= 10,
-      string.format("%.1f× (medians)", x))
+  for _, id in ipairs({ "object54", "module54" }) do
+    local a = results.https and results.https[id] and results.https[id].main
+    local b = results.https and results.https.luasocket and results.https.luasocket.main
+    if a and b and a.rates and b.rates then
+      local x = median(a.rates) / median(b.rates)
+      check("HTTPS throughput of " .. BY_ID[id].label .. " ≥ 10× LuaSocket+LuaSec", x >= 10,
+        string.format("%.1f× (medians)", x))
+    end
   end
 
-  -- profile of the module's hot path: per-request call trees below the Lua entry points
+  -- 8. the call trees of the module's entry points
   local prof = {}
   if CALLGRIND then
     for _, p in ipairs(protos) do
-      local r = results[p]
-      local c_perform
-      if r.c and r.c.cg and r.c.cg.file1 then _, _, c_perform = cg_profile(r.c.cg, "main", fmt_int) end
-      for _, it in ipairs({ { "object54", "m_request_pin" }, { "module54", "module_call" } }) do
-        local x = r[it[1]]
-        if x and x.cg and x.cg.file1 and r.c and r.c.ir then
-          local tree, entry, perform = cg_profile(x.cg, it[2], fmt_int)
+      for _, id in ipairs({ "object54", "module54", "poll54" }) do
+        local x = results[p][id]
+        for _, root in ipairs(x and x.cg and x.cg.file1 and BY_ID[id].roots or {}) do
+          local tree, entry = CG.profile(x.cg, root, fmt_int)
           if entry then
-            prof[#prof + 1] = string.format("%s, %s: %s Ir/req = C limit %s + %s. Inside %s: %s Ir, of which curl_easy_perform %s (C limit: %s), so the binding's own C work (with the Lua C API calls it makes) is %s Ir/req.",
-              it[1], p:upper(), fmt_int(x.ir), fmt_int(r.c.ir), fmt_int(x.ir - r.c.ir), it[2], fmt_int(entry),
-              fmt_int(perform), fmt_int(c_perform), fmt_int(entry - (perform or 0)))
-            if floor_ir then
-              prof[#prof + 1] = string.format("    (the Lua loop floor is %s Ir/req: beyond C limit + floor, the module adds %s Ir/req)",
-                fmt_int(floor_ir), fmt_int(x.ir - r.c.ir - floor_ir))
-            end
+            prof[#prof + 1] = string.format("%s, %s: `%s` %s Ir/req inclusive (the row: %s Ir/req).", id, p:upper(), root,
+              fmt_int(entry), fmt_int(x.ir))
             prof[#prof + 1] = ""
             prof[#prof + 1] = "```"
             for _, l in ipairs(tree) do prof[#prof + 1] = l end
@@ -763,12 +1031,17 @@ local function main()
   local cmds = {}
   for _, c in ipairs(CLIENTS) do
     if wanted(c) then
-      cmds[#cmds + 1] = string.format("- `%s`: `%s`", c.id, c.kind == "cli" and full_cmd(c, nil, "<BASE>", "<CA>", N_SLOW) or
-        full_cmd(c, nil, "<BASE>", "<CA|->", c.kind == "libcurl" and N or N_SLOW, RUNS))
+      local n = (c.kind == "ref" or c.kind == "lua") and N or N_SLOW
+      local text = c.show and c.show(n, RUNS) or shown_cmd(c, "<BASE>", "<CA|->", n, RUNS)
+      cmds[#cmds + 1] = string.format("- `%s`%s: `%s`", c.id, c.scale and " (callgrind only)" or "", text)
     end
   end
-  cmds[#cmds + 1] = string.format("- callgrind: `valgrind --tool=callgrind --callgrind-out-file=F [--smc-check=all for LuaJIT] <command with RUNS=0 and N=N1|N2>`; Ir/req = (Ir(N2) − Ir(N1)) / (N2 − N1), N1=%d N2=%d (LuaSocket %d/%d); curl CLI: median Ir of %d single-request processes (¹ = whole process per request)",
-    CG_N1, CG_N2, CG_SLOW_N1, CG_SLOW_N2, CG_CURL)
+  cmds[#cmds + 1] = string.format("- callgrind: `valgrind --tool=callgrind --callgrind-out-file=F [--smc-check=all for LuaJIT] <command with RUNS=0 and N=N1|N2>`; Ir/req = (Ir(N2) − Ir(N1)) / (N2 − N1), N1=%d N2=%d (LuaSocket %d/%d; the libcurl options table half these); the rows with a target: the median of %d such pairs (the range in brackets); curl CLI: median Ir of %d single-request processes (¹ = whole process per request)",
+    CG_N1, CG_N2, CG_SLOW_N1, CG_SLOW_N2, CG_REPEAT, CG_CURL)
+  if PIN_CLIENT ~= "" then
+    cmds[#cmds + 1] = string.format("- every client command above (and under callgrind) runs as `%s<command>`; nginx as `taskset -c %s nginx ...`",
+      PIN_CLIENT, SERVER_CPU)
+  end
 
   local function cmd1(s) return trim(capture(s .. " 2>&1 | head -1")) end
   local machine = string.format("%s CPUs, %s, %s, Linux %s", trim(capture("nproc")), trim(capture("uname -m")),
@@ -781,29 +1054,62 @@ local function main()
   local function m(s) md[#md + 1] = s or "" end
   m("# smsend-lua bench results")
   m()
-  m("- date: " .. date .. " (took " .. (os.time() - started) .. " s)")
-  m("- machine: " .. machine)
+  m("- date: " .. date .. " (measurements took " .. (os.time() - started) .. " s)")
+  m("- machine: " .. machine .. (PIN_CLIENT ~= "" and string.format("; clients pinned to CPU %s, nginx to CPU %s (taskset)",
+    CLIENT_CPU, SERVER_CPU) or "; not pinned (fewer than 2 CPUs, no taskset, or BENCH_PIN=0)"))
   m("- software: " .. versions)
-  m(string.format("- settings: `make bench BENCH_N=%d BENCH_N_SLOW=%d BENCH_RUNS=%d BENCH_MEM_RUNS=%d BENCH_CG_N1=%d BENCH_CG_N2=%d BENCH_CG_SLOW_N1=%d BENCH_CG_SLOW_N2=%d BENCH_CG_CURL=%d`",
-    N, N_SLOW, RUNS, MEM_RUNS, CG_N1, CG_N2, CG_SLOW_N1, CG_SLOW_N2, CG_CURL))
+  m(string.format("- settings: `make bench BENCH_N=%d BENCH_N_SLOW=%d BENCH_RUNS=%d BENCH_MEM_RUNS=%d BENCH_CG_N1=%d BENCH_CG_N2=%d BENCH_CG_SLOW_N1=%d BENCH_CG_SLOW_N2=%d BENCH_CG_CURL=%d BENCH_CG_REPEAT=%d BENCH_SCALE=%d BENCH_LIBCURL_OPTS=%d BENCH_PIN=%d BENCH_UNPINNED=%d`",
+    N, N_SLOW, RUNS, MEM_RUNS, CG_N1, CG_N2, CG_SLOW_N1, CG_SLOW_N2, CG_CURL, CG_REPEAT, SCALE and 1 or 0, LIBCURL_OPTS and 1 or 0,
+    PIN and 1 or 0, UNPINNED and 1 or 0))
   m("- server: nginx, 1 worker, `return 200 '{\"status\":\"OK\"}'` on 127.0.0.1; HTTPS with a P-256 certificate from a CA made by the bench (TLS 1.3)")
-  m(string.format("- req/s and CPU: %d rounds; each round runs every client once as a new process (one warm-up request, then %d timed requests; LuaSocket and curl CLI %d), in a rotated order; median over the rounds. × C: the ratio to the C limit within each round, median over the rounds (for req/s higher is better, for CPU lower). CPU: process CPU time (user+sys, all threads; for the curl CLI the shell loop and all its children) per request", RUNS, N, N_SLOW))
-  m(string.format("- peak RSS: VmHWM (curl CLI: the largest process). RSS growth: one process makes %d runs of %d requests; VmRSS after a full GC, after run 2 vs after run %d (run 1 warms up allocator and caches)", MEM_RUNS, N, MEM_RUNS))
-  m("- connections and handshakes: distinct nginx `$connection` serials seen for the longest single process of the client (the memory run for the libcurl clients), against the sequential requests it made; TLS: `$ssl_session_reused` `.` = full handshake, `r` = resumed")
-  m("- Ir/req: client-side instructions per request from callgrind, start-up cancelled by difference; the figure to compare (the machine is shared and noisy)")
-  m("- LuaSocket: `Connection: close`, so a connection (and over HTTPS a full handshake) per request; TCP_NODELAY set, because with the defaults a request over TLS often stalls ~40 ms on a delayed ACK here (LuaSocket writes request line, headers and body separately); `BENCH_LUASOCKET_NODELAY=0` measures the defaults")
-  m("- C limit: `bench/limit.c`, the same request bytes as the module (nginx sees the same `$request_length`), everything constant set once before the loop; see docs/benchmarks.md")
+  m("- request: `POST <BASE>2fa/request` with `" .. BODY .. "` (" .. #BODY .. " bytes; messageBody 20 bytes), from `bench/payload.lua`")
+  m(string.format("- req/s and CPU: %d rounds; each round runs every row once as a new process (one warm-up request, then %d timed requests; LuaSocket and curl CLI %d), in a rotated order; median over the rounds. × bare: the ratio to the bare loop within each round, median over the rounds (for req/s higher is better, for CPU lower). CPU: process CPU time (user+sys, all threads; for the curl CLI the shell loop and all its children) per request", RUNS, N, N_SLOW))
+  m(string.format("- peak RSS: VmHWM (curl CLI: the largest process). RSS growth: one process makes %d runs of %d requests; VmRSS after two full GCs (an op's finalizer runs in the first), after run %d vs after run %d (the earlier runs warm up the allocator, the caches and the GC's pace)", MEM_RUNS, N, MEM_FROM, MEM_RUNS))
+  m("- connections and handshakes: distinct nginx `$connection` serials seen for the longest single process of the row (the memory run for the libcurl rows), against the sequential requests it made; TLS: `$ssl_session_reused` `.` = full handshake, `r` = resumed")
+  m(string.format("- Ir/req: client-side instructions per request from callgrind, start-up cancelled by difference; the figure to compare (the machine is shared and noisy). How often libcurl finds the answer not there yet depends on timing, which moves a row's count by up to ~2%%: the rows with a target take the median of %d pairs of runs, and show the range", CG_REPEAT))
+  m()
+  m("## What each row sets")
+  m()
+  for _, c in ipairs(CLIENTS) do
+    if c.sets and wanted(c) then m(string.format("- **%s** (`%s`): %s", c.label, c.id, c.sets)) end
+  end
+  m()
+  m("## Per request")
   m()
   for _, l in ipairs(lines) do m(l) end
   m()
   m("¹ whole `curl` process per request (start-up included: that is what a shell script pays).")
   m()
-  m("² the client's Ir/req with its own `curl_easy_perform` cost (inclusive, per request) replaced by the C limit's, over the C limit's. libcurl's cost per request moves by up to ±1% from run to run with timing (how often it polls before the answer is there); this column removes that, and keeps everything the binding does outside `curl_easy_perform`. Compare the two `curl_easy_perform` figures under Hot path to see whether the module makes libcurl itself work more.")
-  m()
+  if #free > 0 then
+    m(string.format("req/s and CPU above: clients on CPU %s, nginx on CPU %s. The same rounds with nothing pinned, right after: the scheduler then places each process anew, on nginx's CPU or not, so that the rounds spread more (the ranges after each ratio are the rounds' smallest and largest):", CLIENT_CPU, SERVER_CPU))
+    m()
+    for _, l in ipairs(free) do m(l) end
+    m()
+  end
   m("## Targets")
   m()
   for _, l in ipairs(checks) do m(l) end
   m()
+  -- a section of the results: its title, a paragraph, then the lines of each list given
+  local function section(title, intro, ...)
+    m("## " .. title)
+    m()
+    m(intro)
+    m()
+    for _, list in ipairs({ ... }) do
+      for _, l in ipairs(list) do m(l) end
+      m()
+    end
+  end
+  if #scale > 0 then
+    section("Scale (callgrind)", "Instructions per request as the load changes shape. Ops in flight: one client, a window of K pollable ops (each finished op replaced at once by a new one; K = 1 is the plain loop of the main table), one `op:poll()` on the oldest op per pass (it drives the client's transport and so every op), `op:done()` on the others, and a wait (`poll(2)` through `bench/pollwait.c`) on the client's descriptor when a pass finished none; libcurl keeps at most 4 connections per host per client (`HTTP_MAX_HOST_CONNECTIONS`), the other ops wait in its queue. Configurations: `smsend.request_pin` cycling over M `access_token`s of the same length (the cache holds up to 8). messageBody: 20 against 1 600 bytes (the largest allowed), the bare loop sending the same body.", scale)
+  end
+  if #split > 0 then
+    section("Where the instructions go (callgrind)", "Self Ir per request by object (N2 − N1 difference), and under each Lua 5.4 row its difference from the bare loop. Then, for rows that differ by one thing (the module against the bare loop, module level and pollable against `client:request_pin`, a long message, ops in flight), the functions whose self Ir per request differ most (libcurl, libssl, libcrypto and the `lua5.4` binary are stripped: their static functions show as addresses; the next table prices libcurl's options by cause).", split, spots)
+  end
+  if #opts > 0 then
+    section("libcurl's options, one at a time (callgrind)", string.format("The bare loop with one set-up change at a time (`bench/options.c`; N1=%d, N2=%d), then all that the module sets, driven as the module drives it. This prices the module's libcurl choices by themselves, without Lua or the binding; the `−` column is against the first row (the bare loop built as `options.c`).", math.max(1, CG_N1 // 2), math.max(2, CG_N2 // 2)), opts)
+  end
   m("## OpenResty")
   m()
   -- The OpenResty part lives in bench/openresty (its own nginx, its own knobs): run its entry point
@@ -815,8 +1121,9 @@ local function main()
     local unset = {}
     for _, v in ipairs({ "BENCH_N", "BENCH_N_SLOW", "BENCH_RUNS", "BENCH_MEM_RUNS", "BENCH_CG_N1", "BENCH_CG_N2",
       "BENCH_CG_SLOW_N1", "BENCH_CG_SLOW_N2", "BENCH_CG_CURL", "BENCH_JOBS", "BENCH_CALLGRIND", "BENCH_ONLY",
-      "BENCH_PROTOS", "BENCH_README", "BENCH_LIMIT", "BENCH_LUA54_CPATH", "BENCH_LUAJIT_CPATH", "BENCH_ROOT",
-      "BENCH_OPENRESTY", "BENCH_OPENRESTY_RUNS" }) do
+      "BENCH_PROTOS", "BENCH_README", "BENCH_BARE", "BENCH_LIMIT", "BENCH_LUA54_CPATH", "BENCH_LUAJIT_CPATH",
+      "BENCH_ROOT", "BENCH_OPENRESTY", "BENCH_OPENRESTY_RUNS", "BENCH_SCALE", "BENCH_PIN", "BENCH_UNPINNED",
+      "BENCH_LUA54_WAIT", "BENCH_LUAJIT_WAIT", "BENCH_OPTIONS_BIN", "BENCH_LIBCURL_OPTS", "BENCH_CG_REPEAT" }) do
       unset[#unset + 1] = "-u " .. v
     end
     local runs = env("BENCH_OPENRESTY_RUNS", nil)
@@ -834,15 +1141,24 @@ local function main()
   elseif or_cmd then
     m("OpenResty: skipped (BENCH_OPENRESTY=0); see bench/openresty.")
   else
-    m("OpenResty: see bench/openresty (not yet measured) — thread pools 1/4/16 through ngx.run_worker_thread, and an unrelated location's latency while PIN requests are in flight vs. calling the module directly in a content handler.")
+    m("OpenResty: see bench/openresty (not yet measured).")
   end
   m()
   if #prof > 0 then
-    m("## Hot path (callgrind)")
+    section("Hot path (callgrind)", "Inclusive Ir per request (difference of the N1 and N2 runs) below the module's Lua entry points; `×k` = calls per request. Functions of smsend.so are expanded.", prof)
+  end
+  m("## Request bytes")
+  m()
+  if #wire > 0 then
+    m("Each libcurl row's request, captured raw by a one-shot server over HTTP (header names in the order sent):")
     m()
-    m("Inclusive Ir per request (difference of the N1 and N2 runs), below the Lua entry point; `×k` = calls per request. Functions of smsend.so are expanded.")
+    for _, w in ipairs(wire) do
+      local names = {}
+      for _, h in ipairs(w.r.headers) do names[#names + 1] = h:match("^([^:]+)") end
+      m(string.format("- `%s`: %d bytes — `%s`; %s; body %d bytes", w.c.id, w.r.bytes, w.r.line or "?",
+        table.concat(names, ", "), #(w.r.body or "")))
+    end
     m()
-    for _, l in ipairs(prof) do m(l) end
   end
   local lens = {}
   for _, p in ipairs(protos) do
@@ -859,7 +1175,7 @@ local function main()
   m()
   m("## Commands")
   m()
-  m("Run from the repository root; `<BASE>` is `http://127.0.0.1:PORT/API/v1.0/REST/` or the `https://` one, `<CA>` the bench CA (`-` for HTTP).")
+  m("Run from the repository root; `<BASE>` is `http://127.0.0.1:PORT/API/v1.0/REST/` or the `https://` one, `<CA|->` the bench CA (`-` for HTTP), `<BODY>` the JSON above.")
   m()
   for _, l in ipairs(cmds) do m(l) end
   m()
@@ -877,7 +1193,7 @@ local function main()
       local i = readme:find(b, 1, true)
       local j = readme:find(e, 1, true)
       local body = text:gsub("^# [^\n]*\n\n", "")
-      -- the call trees stay in results.md; the summary line of each is kept
+      -- the call trees stay in results.md; the line above each is kept
       body = body:gsub("\n```\n  [%w_]+ %[smsend%.so%].-\n```\n", "\n(call tree: build/bench/results.md)\n")
       write_file(path, readme:sub(1, i + #b - 1) .. "\n" .. body:gsub("\n## ", "\n### ") .. "\n" .. readme:sub(j))
       say("bench: updated %s", path)
