@@ -192,7 +192,7 @@ clean:
 # asan/valgrind, and the run names them.
 HARDENING_EXCLUDE ?=
 HARD_SPEC      ?= spec
-HARD_GC         = LUA_INIT_5_4=@$(CURDIR)/spec/longrun/aggressive_gc.lua
+HARD_GC         = SMSEND_HARDENING=1 LUA_INIT_5_4=@$(CURDIR)/spec/longrun/aggressive_gc.lua
 HARD_EXCL_FLAG  = $(if $(strip $(HARDENING_EXCLUDE)),--exclude-tags=$(HARDENING_EXCLUDE))
 HARD_NOTE       = $(if $(strip $(HARDENING_EXCLUDE)),@echo "== note: specs tagged '$(HARDENING_EXCLUDE)' are excluded from this run:"; \
                   grep -rn '#$(HARDENING_EXCLUDE)' spec --include='*_spec.lua' | sed 's/^/   /' || true)
