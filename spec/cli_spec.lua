@@ -96,11 +96,7 @@ describe("bin/smsend", function()
   local function login_env(password)
     return { SMSEND_USERNAME = USER, SMSEND_PASSWORD = password or PASS, SMSEND_BASE_URL = sb.base_url }
   end
-  local function paths()
-    local out = {}
-    for _, r in ipairs(sb:requests()) do out[#out + 1] = r.path end
-    return table.concat(out, " ")
-  end
+  local function paths() return sb:paths() end
 
   describe("exit status 0", function()
     it("requests a PIN for a number written with spaces and says the number it sent", function()

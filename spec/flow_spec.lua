@@ -18,11 +18,7 @@ describe("the 2FA flow", function()
       { username = ODD_USER, password = ODD_PASS, user_key = "ODDUSER", access_token = "ODDTOKEN" },
     } }, { reset_each = true })
 
-  local function paths()
-    local out = {}
-    for _, r in ipairs(sb:requests()) do out[#out + 1] = r.path end
-    return table.concat(out, " ")
-  end
+  local function paths() return sb:paths() end
 
   local function token_client(extra)
     local opts = { user_key = UK, access_token = TOK, base_url = sb.base_url }

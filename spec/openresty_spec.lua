@@ -144,11 +144,7 @@ local function await_result(ng, key)
 end
 
 local function gateway_requests(sb, path)
-  local out = {}
-  for _, r in ipairs(sb:requests()) do
-    if not path or r.path == path then out[#out + 1] = r end
-  end
-  return out
+  return sb:requests(path)
 end
 
 local function error_log_clean(ng)

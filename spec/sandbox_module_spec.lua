@@ -47,9 +47,9 @@ describe("smsend.sandbox", function()
       assert.has_error(function() sb:options("certificate") end)
       assert.is_true(assert(smsend.new(sb:options())):request_pin{ recipient = RCPT }.ok)
       assert.is_true(assert(smsend.new(sb:options("password"))):request_pin{ recipient = RCPT }.ok)
-      local paths = {}
-      for _, r in ipairs(sb:requests()) do paths[#paths + 1] = r.path end
-      assert.equal("2fa/request login 2fa/request", table.concat(paths, " "))
+      assert.equal("2fa/request login 2fa/request", sb:paths())
+      assert.equal(2, #sb:requests("2fa/request"))
+      assert.equal("login", sb:requests("login")[1].path)
     end)
 
     it("last_pin finds the PIN from any spelling of the number, nil for another number", function()
@@ -85,9 +85,7 @@ describe("smsend.sandbox", function()
       assert.is_true(c:request_pin{ recipient = RCPT }.ok)
       sb:expire_sessions()
       assert.is_true(c:request_pin{ recipient = RCPT }.ok)
-      local statuses = {}
-      for _, r in ipairs(sb:requests()) do statuses[#statuses + 1] = r.path end
-      assert.equal("login 2fa/request 2fa/request login 2fa/request", table.concat(statuses, " "))
+      assert.equal("login 2fa/request 2fa/request login 2fa/request", sb:paths())
     end)
   end)
 

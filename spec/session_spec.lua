@@ -29,17 +29,9 @@ describe("process-wide sessions", function()
     return assert(smsend.new(o))
   end
 
-  local function count(path)
-    local n = 0
-    for _, r in ipairs(sb:requests()) do if r.path == path then n = n + 1 end end
-    return n
-  end
+  local function count(path) return #sb:requests(path) end
 
-  local function paths()
-    local out = {}
-    for _, r in ipairs(sb:requests()) do out[#out + 1] = r.path end
-    return table.concat(out, " ")
-  end
+  local function paths() return sb:paths() end
 
   it("lets a second client use the first one's login", function()
     local a, b = client(), client{ user_agent = "another" }

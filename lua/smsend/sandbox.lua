@@ -529,7 +529,23 @@ local function control_ok(self, method, name, body)
   return v
 end
 
-function Sandbox:requests() return control_ok(self, "GET", "requests") end
+-- What reached the gateway, oldest first; only the requests to `path` (e.g. "2fa/request") when given.
+function Sandbox:requests(path)
+  local all = control_ok(self, "GET", "requests")
+  if not path then return all end
+  local out = {}
+  for _, r in ipairs(all) do
+    if r.path == path then out[#out + 1] = r end
+  end
+  return out
+end
+
+-- The paths of what reached the gateway, oldest first, in one string: "login 2fa/request ...".
+function Sandbox:paths()
+  local out = {}
+  for _, r in ipairs(control_ok(self, "GET", "requests")) do out[#out + 1] = r.path end
+  return table.concat(out, " ")
+end
 function Sandbox:sms() return control_ok(self, "GET", "sms") end
 function Sandbox:reset() return control_ok(self, "POST", "reset") end
 function Sandbox:expire_sessions() return control_ok(self, "POST", "expire_sessions") end

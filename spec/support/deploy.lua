@@ -68,11 +68,7 @@ end
 
 -- Requests the gateway recorded for `path` (default "2fa/request"), fault modes included.
 function M.sent(sb, path)
-  local n = 0
-  for _, r in ipairs(sb:requests()) do
-    if r.path == (path or "2fa/request") then n = n + 1 end
-  end
-  return n
+  return #sb:requests(path or "2fa/request")
 end
 
 -- Distinct gateway-side connection serials ($connection) of the recorded requests.
