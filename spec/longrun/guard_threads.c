@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
+#include "control_get.h"
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
@@ -43,36 +44,6 @@ struct job {
     char report[512];
 };
 
-struct sink {
-    char *data;
-    size_t len, cap;
-    int overflow;
-};
-
-static size_t on_data(char *p, size_t size, size_t n, void *ud)
-{
-    struct sink *s = ud;
-    size_t len = size * n;
-    if (s->overflow)
-        return len;
-    if (s->len + len + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 4096;
-        char *d;
-        while (cap < s->len + len + 1)
-            cap *= 2;
-        if (cap > ((size_t)64 << 20) || !(d = realloc(s->data, cap))) {
-            s->overflow = 1;
-            return len;
-        }
-        s->data = d;
-        s->cap = cap;
-    }
-    memcpy(s->data + s->len, p, len);
-    s->len += len;
-    s->data[s->len] = 0;
-    return len;
-}
-
 static long count_of(const char *hay, const char *needle)
 {
     long n = 0;
@@ -86,21 +57,10 @@ static long count_of(const char *hay, const char *needle)
 static long gateway_requests(const char *control_url)
 {
     char url[600];
-    struct sink s;
-    long status = 0, n = -1;
-    CURL *e = curl_easy_init();
-    if (!e)
-        return -1;
+    struct control_answer s;
+    long status, n = -1;
     snprintf(url, sizeof url, "%srequests", control_url);
-    memset(&s, 0, sizeof s);
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT, 20L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &s);
-    if (curl_easy_perform(e) == CURLE_OK)
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(e);
+    status = control_get(url, 20, &s);
     if (status == 200 && !s.overflow && s.data)
         n = count_of(s.data, "\"path\":\"2fa\\/request\"") + count_of(s.data, "\"path\":\"2fa/request\"");
     else if (status == 200 && !s.data)

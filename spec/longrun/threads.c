@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
+#include "control_get.h"
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
@@ -45,52 +46,24 @@ struct job {
     char report[1024];
 };
 
-struct sink {
-    char data[256];
-    size_t len;
-};
-
-static size_t on_data(char *p, size_t size, size_t n, void *ud)
-{
-    struct sink *s = ud;
-    size_t len = size * n, room = sizeof s->data - 1 - s->len;
-    if (len > room)
-        len = room;
-    memcpy(s->data + s->len, p, len);
-    s->len += len;
-    s->data[s->len] = 0;
-    return size * n;
-}
-
 /* last_pin(recipient) -> "123456" | nil: the sandbox's control endpoint, with libcurl directly. */
 static int l_last_pin(lua_State *L)
 {
     struct job *j = lua_touserdata(L, lua_upvalueindex(1));
     const char *rcpt = luaL_checkstring(L, 1);
     char url[700];
-    struct sink s;
-    long status = 0;
-    CURL *e = curl_easy_init();
+    struct control_answer s;
     const char *p;
-    if (!e)
-        return luaL_error(L, "curl_easy_init failed");
     /* recipients here are "+39..." : '+' must be percent-encoded in a query */
     snprintf(url, sizeof url, "%slast_pin?recipient=%%2B%s", j->control_url, rcpt[0] == '+' ? rcpt + 1 : rcpt);
-    memset(&s, 0, sizeof s);
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT, 10L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &s);
-    if (curl_easy_perform(e) == CURLE_OK)
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(e);
-    if (status != 200 || !(p = strstr(s.data, "\"pin\":\""))) {
+    if (control_get(url, 10, &s) != 200 || !s.data || !(p = strstr(s.data, "\"pin\":\""))) {
+        free(s.data);
         lua_pushnil(L);
         return 1;
     }
     p += 7;
     lua_pushlstring(L, p, strcspn(p, "\""));
+    free(s.data);
     return 1;
 }
 
