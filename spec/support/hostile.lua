@@ -22,7 +22,8 @@
 --   reset_after  seconds: after answering, wait that long, then reset the idle connection (RST)
 -- Events (srv:events()): { type = "conn" | "request" | "closed" | "reset" | "unlisten" | "listen" |
 -- "tunnel" | "tls_failed", conn = n, ... }; a request has method, target, path (relative to
--- /API/v1.0/REST/), headers (lower-case names), body.
+-- /API/v1.0/REST/), headers (lower-case names), header_names (every header line's lower-case name,
+-- in the order sent, repeats kept), body.
 --
 -- The server process exits when the spec process that started it is gone, and after 10 minutes.
 
@@ -143,14 +144,14 @@ local function serve(cfg_file)
     if not line then return nil, err end
     local method, target = line:match("^(%u+) (%S+) HTTP/1%.%d$")
     if not method then return nil, "bad request line" end
-    local headers = {}
+    local headers, names = {}, {}
     while true do
       local h
       h, err = s.line()
       if not h then return nil, err end
       if h == "" then break end
       local k, v = h:match("^([^:]+):%s*(.-)%s*$")
-      if k then headers[k:lower()] = v end
+      if k then headers[k:lower()] = v names[#names + 1] = k:lower() end
     end
     local body = ""
     local len = tonumber(headers["content-length"] or "0")
@@ -160,7 +161,8 @@ local function serve(cfg_file)
     end
     local path = target:match("^[^?]*")
     if path:sub(1, #BASE_PATH) == BASE_PATH then path = path:sub(#BASE_PATH + 1) end
-    return { type = "request", method = method, target = target, path = path, headers = headers, body = body }
+    return { type = "request", method = method, target = target, path = path, headers = headers,
+             header_names = names, body = body }
   end
 
   local REASONS = { [200] = "OK", [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden",
