@@ -110,6 +110,35 @@ describe("smsend._internal.options", function()
     end
   end)
 
+  -- The cache's quick way matches a call that gives the same keys with the same values as the
+  -- call that made a slot; a call that leaves an option out must take the full way and get the
+  -- client of what it finishes to (the default or the environment), not the slot's.
+  it("a call that leaves out an option the cached call gave gets a client without it", function()
+    for _, o in ipairs(OPTIONS) do
+      if not (o.env and os.getenv(o.env)) then
+        local a = SAMPLES[o.name][1]
+        local with = config(o.name, a)
+        local without = config(o.name, nil)
+        if o.kind == "credential" then -- leaving out a credential changes the rules: swap in the other
+          without = config(o.name, SAMPLES[o.name][2])
+        end
+        local ca = assert(internal.cached_client(with))
+        local cn = assert(internal.cached_client(without))
+        local plain = assert(smsend.new(without))
+        local same = internal.holds(plain, o.name, a) -- the default (or the other sample) is a itself
+        plain:close()
+        if same then
+          assert.equal(ca, cn, o.name .. ": equal configurations get different clients")
+        else
+          assert.are_not.equal(ca, cn, o.name .. ": a call without it got the client of a call with it")
+        end
+        -- and the other order: the slot made without it does not serve a call with it
+        assert.equal(ca, internal.cached_client(with), o.name)
+        assert.equal(cn, internal.cached_client(without), o.name)
+      end
+    end
+  end)
+
   it("applies the listed defaults", function()
     local given = { user_key = "U", access_token = "T", base_url = HTTP_BASE }
     local c = assert(smsend.new(given))
@@ -246,6 +275,34 @@ describe("the environment fallback", function()
       io.write(tostring(err))
     ]], { SMSEND_GUARD_KEY = "" })
     assert.equal("SMSEND_GUARD_KEY is set but empty: unset it or give it a value", out)
+  end)
+
+  -- The variables are read when a client is made: by smsend.new, and by a module-level call that
+  -- makes a cached client; the same call again gets that client, with what it read then.
+  it("a cached client keeps the variables it was made with; a new client reads them anew", function()
+    if not jit then
+      pending("needs LuaJIT's FFI to change this process's environment")
+      return
+    end
+    local out = run([[
+      local ffi = require "ffi"
+      ffi.cdef "int setenv(const char *name, const char *value, int overwrite);"
+      local t = { user_key = "U", access_token = "T", base_url = "http://127.0.0.1:9/" }
+      local first = assert(I.cached_client(t))
+      ffi.C.setenv("SMSEND_CAINFO", "/nonexistent/ca.pem", 1)
+      io.write(tostring(I.cached_client(t) == first))
+      local c = assert(new(t))
+      io.write(" ", tostring(I.holds(c, "cainfo", "/nonexistent/ca.pem")))
+      -- other keys (an explicit default): finished anew, so with the variable: another client
+      local other = assert(I.cached_client{ user_key = "U", access_token = "T", base_url = "http://127.0.0.1:9/",
+                                            timeout = 10 })
+      io.write(" ", tostring(other ~= first))
+      ffi.C.setenv("SMSEND_CAINFO", "", 1) -- set but empty: an error for a call that reads it
+      local st = smsend.request_pin{ user_key = "U", access_token = "T", base_url = "http://127.0.0.1:9/",
+                                     timeout = 9, recipient = "+393471234567" }
+      io.write(" ", st.error, " ", st.field)
+    ]])
+    assert.equal("true true true invalid_request cainfo", out)
   end)
 
   it("takes an empty credential variable as unset (no credential is no credential)", function()

@@ -181,6 +181,11 @@ int client_has_config(const struct smsend_client *c, const struct client_config 
     return config_equal(&c->config.cfg, cfg);
 }
 
+int client_has_options(const struct smsend_client *c, const struct client_config *cfg, config_mask set)
+{
+    return config_equal_in(&c->config.cfg, cfg, set);
+}
+
 int client_option_is(const struct smsend_client *c, int option, const struct client_config *cfg)
 {
     return config_option_equal(&c->config.cfg, cfg, option) && config_copy_owns(&c->config, option);

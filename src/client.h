@@ -25,6 +25,8 @@ struct smsend_client *client_create(const struct client_config *cfg, char *err, 
 /* 1 when c was made from a configuration equal to cfg, option by option (so that a cache never
  * hands one configuration's client, credentials included, to another). */
 int client_has_config(const struct smsend_client *c, const struct client_config *cfg);
+/* The same for the options in set only: a caller that knows the others would come out as c's. */
+int client_has_options(const struct smsend_client *c, const struct client_config *cfg, config_mask set);
 /* 1 when c holds the same value as cfg for that one option (config_options index), in its own
  * copy of the configuration. */
 int client_option_is(const struct smsend_client *c, int option, const struct client_config *cfg);

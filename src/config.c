@@ -467,6 +467,15 @@ int config_equal(const struct client_config *a, const struct client_config *b)
     return 1;
 }
 
+int config_equal_in(const struct client_config *a, const struct client_config *b, config_mask set)
+{
+    int i;
+    for (i = 0; set; i++, set >>= 1)
+        if ((set & 1) && !config_option_equal(a, b, i))
+            return 0;
+    return 1;
+}
+
 int config_copy_make(struct config_copy *dst, const struct client_config *src)
 {
     size_t size = 1;

@@ -32,6 +32,11 @@ enum config_option {
 #define OPTION_CTYPE_INTEGER double
 #define OPTION_CTYPE_ENUM int
 
+/* A set of options, bit i for config_options[i]. */
+typedef unsigned long config_mask;
+#define CONFIG_BIT(i) ((config_mask)1 << (i))
+_Static_assert(CONFIG_NOPTIONS <= 32, "config_mask holds every option");
+
 /* Everything smsend.new accepts. The strings belong to the caller (Lua strings, the environment)
  * or to a struct config_copy; each is NUL-terminated at p[n], as all of those are. */
 struct client_config {
@@ -89,6 +94,8 @@ int config_parse(const struct client_config *cfg, struct config_parsed *out, cha
 int config_option_equal(const struct client_config *a, const struct client_config *b, int i);
 /* 1 when every option is the same. */
 int config_equal(const struct client_config *a, const struct client_config *b);
+/* 1 when every option in the set is the same (the others are not looked at). */
+int config_equal_in(const struct client_config *a, const struct client_config *b, config_mask set);
 
 /* A configuration whose strings live in one private block, wiped when freed (it holds secrets). */
 struct config_copy {

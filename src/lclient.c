@@ -144,12 +144,13 @@ static void unknown_key(lua_State *L, int idx, int k, enum lsm_op op, struct sms
         result_invalid(r, name, "'%s' is a request field, not an option of smsend.new", name);
 }
 
-int lsm_read_table(lua_State *L, int idx, enum lsm_op op, union lsm_request *q, struct client_config *cfg,
-                   struct smsend_result *r)
+int lsm_read_table_given(lua_State *L, int idx, enum lsm_op op, union lsm_request *q, struct client_config *cfg,
+                         config_mask *given, struct smsend_result *r)
 {
-    char err[256], field[SMSEND_FIELD_MAX];
+    char err[256];
     luaL_checktype(L, idx, LUA_TTABLE);
     memset(q, 0, sizeof *q);
+    *given = 0;
     if (cfg)
         config_init(cfg);
     lua_pushnil(L);
@@ -160,6 +161,7 @@ int lsm_read_table(lua_State *L, int idx, enum lsm_op op, union lsm_request *q, 
                 result_invalid(r, key_name(k), "%s", err);
                 return -1;
             }
+            *given |= CONFIG_BIT(k - K_FIRST_OPTION);
         } else if (k != K_UNKNOWN && k < K_FIRST_OPTION && op != OP_NONE) {
             if (read_field(L, -1, k, op, q, r) != 0)
                 return -1;
@@ -169,6 +171,16 @@ int lsm_read_table(lua_State *L, int idx, enum lsm_op op, union lsm_request *q, 
         }
         lua_pop(L, 1);
     }
+    return 0;
+}
+
+int lsm_read_table(lua_State *L, int idx, enum lsm_op op, union lsm_request *q, struct client_config *cfg,
+                   struct smsend_result *r)
+{
+    char err[256], field[SMSEND_FIELD_MAX];
+    config_mask given;
+    if (lsm_read_table_given(L, idx, op, q, cfg, &given, r) != 0)
+        return -1;
     if (cfg && config_finish(cfg, err, sizeof err, field, sizeof field) != 0) {
         result_invalid(r, field, "%s", err);
         return -1;

@@ -40,6 +40,10 @@ const char *lsm_read_option(lua_State *L, int idx, int option, struct client_con
  * empty environment variable. Raises when idx is not a table. */
 int lsm_read_table(lua_State *L, int idx, enum lsm_op op, union lsm_request *q, struct client_config *cfg,
                    struct smsend_result *r);
+/* The same without config_finish (no environment, no defaults): *given gets the options the
+ * table gave (bit i: config_options[i]), for the module cache's quick comparison. */
+int lsm_read_table_given(lua_State *L, int idx, enum lsm_op op, union lsm_request *q, struct client_config *cfg,
+                         config_mask *given, struct smsend_result *r);
 
 /* The client call for op (OP_REQUEST or OP_VERIFY). */
 void lsm_call(struct smsend_client *c, enum lsm_op op, const union lsm_request *q, struct smsend_result *r);

@@ -11,10 +11,19 @@ void lsm_guard_register(lua_State *L); /* lguard.c */
 #define CACHE_SLOTS 8 /* distinct configurations kept alive per Lua state */
 
 /* A cached client knows the configuration it was made from (its private, wiped copy), and the
- * lookup compares configurations option by option, so two different ones never share a client. */
+ * lookup compares configurations option by option, so two different ones never share a client.
+ *
+ * The quick way first: a call that gives the same options (the same set of keys, the same values)
+ * as the call that made a slot gets that slot's client without finishing its configuration. The
+ * options it does not give are what the slot's own call did not give either, and they were taken
+ * from the environment and the defaults when the slot was made: so a cached client keeps the
+ * SMSEND_* values it was made with, as a client of smsend.new does, and no call pays for reading
+ * the environment again. Anything else (other keys, other values) takes the full way: the
+ * configuration finished, then compared with every slot's. */
 struct cache_slot {
     struct smsend_client *c;
     unsigned long used;
+    config_mask given; /* the options the call that made it gave */
 };
 
 struct cache {
@@ -36,9 +45,32 @@ static int cache_gc(lua_State *L)
     return 0;
 }
 
-/* The cached client for cfg, creating (and possibly evicting the least recently used) on a miss.
- * Callers check the request first, so bad input creates and evicts nothing. */
-static struct smsend_client *cache_get(struct cache *cc, const struct client_config *cfg, struct smsend_result *r)
+/* The quick way: the client of the slot made by a call that gave exactly these options (cfg not
+ * finished: only the options in given are looked at), or NULL. */
+static struct smsend_client *cache_find_given(struct cache *cc, const struct client_config *cfg, config_mask given)
+{
+    struct cache_slot *s = &cc->slots[cc->last];
+    int i;
+    if (s->c && s->given == given && client_has_options(s->c, cfg, given))
+        goto hit;
+    for (i = 0; i < CACHE_SLOTS; i++) {
+        s = &cc->slots[i];
+        if (s->c && s->given == given && client_has_options(s->c, cfg, given)) {
+            cc->last = i;
+            goto hit;
+        }
+    }
+    return NULL;
+hit:
+    s->used = ++cc->tick;
+    return s->c;
+}
+
+/* The cached client for cfg (finished), creating (and possibly evicting the least recently used)
+ * on a miss; given: the options the caller's table gave. Callers check the request first, so bad
+ * input creates and evicts nothing. */
+static struct smsend_client *cache_get(struct cache *cc, const struct client_config *cfg, config_mask given,
+                                       struct smsend_result *r)
 {
     struct cache_slot *victim = NULL, *s = &cc->slots[cc->last];
     char err[512], field[SMSEND_FIELD_MAX];
@@ -67,8 +99,19 @@ static struct smsend_client *cache_get(struct cache *cc, const struct client_con
     client_destroy(victim->c);
     victim->c = c;
     victim->used = cc->tick;
+    victim->given = given;
     cc->last = (int)(victim - cc->slots);
     return c;
+}
+
+/* config_finish for a module-level call: 0, or -1 with r filled. */
+static int finish(struct client_config *cfg, struct smsend_result *r)
+{
+    char err[256], field[SMSEND_FIELD_MAX];
+    if (config_finish(cfg, err, sizeof err, field, sizeof field) == 0)
+        return 0;
+    result_invalid(r, field, "%s", err);
+    return -1;
 }
 
 /* smsend.request_pin(t) / smsend.verify_pin(t): request fields and smsend.new options in one table. */
@@ -78,11 +121,16 @@ static int module_call(lua_State *L, enum lsm_op op)
     struct client_config cfg;
     union lsm_request q;
     struct smsend_result r;
-    struct smsend_client *c;
+    struct smsend_client *c = NULL;
+    config_mask given;
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     result_clear(&r);
-    if (lsm_read_table(L, 1, op, &q, &cfg, &r) != 0)
+    if (lsm_read_table_given(L, 1, op, &q, &cfg, &given, &r) != 0)
+        goto out;
+    if (!cc->closed)
+        c = cache_find_given(cc, &cfg, given);
+    if (!c && finish(&cfg, &r) != 0)
         goto out;
     /* Checked once, here, before a client is chosen; the client then trusts the flag. */
     if (op == OP_REQUEST ? fields_check_request(&q.rq, &r) : fields_check_verify(&q.vq, &r))
@@ -105,7 +153,8 @@ static int module_call(lua_State *L, enum lsm_op op)
         client_destroy(c);
         return 1;
     }
-    c = cache_get(cc, &cfg, &r);
+    if (!c)
+        c = cache_get(cc, &cfg, given, &r);
     if (c)
         lsm_call(c, op, &q, &r);
 out:
@@ -208,11 +257,13 @@ static int i_cached_client(lua_State *L)
     union lsm_request q;
     struct smsend_result r;
     struct smsend_client *c = NULL;
+    config_mask given;
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     result_clear(&r);
-    if (lsm_read_table(L, 1, OP_NONE, &q, &cfg, &r) == 0 && !cc->closed)
-        c = cache_get(cc, &cfg, &r);
+    if (lsm_read_table_given(L, 1, OP_NONE, &q, &cfg, &given, &r) == 0 && !cc->closed &&
+        !(c = cache_find_given(cc, &cfg, given)) && finish(&cfg, &r) == 0)
+        c = cache_get(cc, &cfg, given, &r);
     if (!c) {
         lua_pushnil(L);
         lua_pushstring(L, r.message);
