@@ -291,16 +291,22 @@ static int enum_of(const struct client_config *cfg, int i)
     return *(const int *)((const char *)cfg + config_options[i].offset);
 }
 
+/* Every option at its default, no string given: built by the compiler from options.def. */
+#define OPTION_INIT_STRING(def) {NULL, 0}
+#define OPTION_INIT_SECRET(def) {NULL, 0}
+#define OPTION_INIT_CREDENTIAL(def) {NULL, 0}
+#define OPTION_INIT_SECONDS(def) (def)
+#define OPTION_INIT_INTEGER(def) (def)
+#define OPTION_INIT_ENUM(def) (def)
+static const struct client_config config_defaults = {
+#define OPT(name, kind, def, env, check) .name = OPTION_INIT_##kind(def),
+#include "options.def"
+#undef OPT
+};
+
 void config_init(struct client_config *cfg)
 {
-    int i;
-    memset(cfg, 0, sizeof *cfg);
-    for (i = 0; i < CONFIG_NOPTIONS; i++) {
-        if (config_options[i].kind == OPTION_ENUM)
-            *(int *)((char *)cfg + config_options[i].offset) = (int)config_options[i].num_default;
-        else if (!is_string_kind(config_options[i].kind))
-            config_set_number(cfg, i, config_options[i].num_default);
-    }
+    *cfg = config_defaults;
 }
 
 int config_find(const char *name, size_t n)

@@ -971,6 +971,7 @@ struct http_exchange *http_start(struct http_transport *t, struct http_client *h
     x->headers = hdr;
     x->in_multi = 1;
     t->inflight++;
+    t->kicked = 1;
     x->counted_login = call->url_is_scratch;
     if (x->counted_login)
         atomic_fetch_add_explicit(&logins_in_flight, 1, memory_order_relaxed);
@@ -1051,6 +1052,7 @@ void http_drive(struct http_transport *t)
         return;
     t->driving = 1;
     if (t->pooled) {
+        t->kicked = 0;
         curl_multi_perform(t->multi, &running);
         collect(t);
         t->driving = 0;
@@ -1088,7 +1090,9 @@ void http_wait(struct http_transport *t, double max_s)
         wait = max_s;
     ms = wait < 0 ? 1000 : (int)(wait * 1000.0 + 0.999);
     if (t->pooled) { /* libcurl's own timers shorten the wait */
-        if (t->multi)
+        /* A transfer just added has nothing to wait for yet: libcurl wants to be driven at once
+         * (it would return from the poll at once too, for more work than a flag). */
+        if (t->multi && !t->kicked)
             curl_multi_poll(t->multi, NULL, 0, ms, NULL);
         http_drive(t);
         return;

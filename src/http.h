@@ -100,6 +100,7 @@ struct http_transport {
     struct http_transport *next_pooled;
     http_done_fn on_done;
     int driving;                      /* inside http_drive: no reentry */
+    int kicked;                       /* pooled: a transfer was added since the last drive */
 };
 
 /* What a client keeps of the transport side: its options, its header lists, its own transport

@@ -2,6 +2,7 @@
  * the conversions between Lua tables and the plain-C structs. Misuse raises; data errors
  * come back as status tables. No Lua value is created while a transfer runs. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include "lsmsend.h"
@@ -20,19 +21,52 @@ static const struct {
     [K_MESSAGE] = {"messageBody", 11}, [K_PIN] = {"pin", 3},
 };
 
+/* Every key a table may hold (request fields, then options), grouped by length, so that a key
+ * is compared with the few names of its length only: built once per process. */
+#define KEY_COUNT (K_FIRST_OPTION + CONFIG_NOPTIONS)
+#define KEY_MAX_LEN 31
+static struct {
+    const char *name;
+    size_t len;
+    int k;
+} keys_by_len[KEY_COUNT];
+static unsigned char keys_from[KEY_MAX_LEN + 2]; /* names of length n: [keys_from[n], keys_from[n+1]) */
+static pthread_once_t keys_once = PTHREAD_ONCE_INIT;
+
+static void keys_build(void)
+{
+    size_t n;
+    int i, j = 0;
+    for (n = 0; n <= KEY_MAX_LEN; n++) {
+        keys_from[n] = (unsigned char)j;
+        for (i = 0; i < KEY_COUNT; i++) {
+            const char *name = i < K_FIRST_OPTION ? fields[i].name : config_options[i - K_FIRST_OPTION].name;
+            if (strlen(name) == n) {
+                keys_by_len[j].name = name;
+                keys_by_len[j].len = n;
+                keys_by_len[j++].k = i;
+            }
+        }
+    }
+    keys_from[KEY_MAX_LEN + 1] = (unsigned char)j;
+}
+
+void lsm_keys_init(void)
+{
+    pthread_once(&keys_once, keys_build);
+}
+
 int lsm_key_of(lua_State *L, int idx)
 {
     size_t n;
-    const char *s;
+    const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : NULL;
     int i;
-    if (lua_type(L, idx) != LUA_TSTRING)
+    if (!s || n > KEY_MAX_LEN)
         return K_UNKNOWN;
-    s = lua_tolstring(L, idx, &n);
-    for (i = 0; i < K_FIRST_OPTION; i++)
-        if (fields[i].len == n && memcmp(fields[i].name, s, n) == 0)
-            return i;
-    i = config_find(s, n);
-    return i < 0 ? K_UNKNOWN : K_FIRST_OPTION + i;
+    for (i = keys_from[n]; i < keys_from[n + 1]; i++)
+        if (keys_by_len[i].name[0] == s[0] && memcmp(keys_by_len[i].name, s, n) == 0)
+            return keys_by_len[i].k;
+    return K_UNKNOWN;
 }
 
 static const char *key_name(int k)

@@ -27,8 +27,9 @@ union lsm_request {
     struct pin_verify vq;
 };
 
-/* Classifies the key at stack index idx (any Lua value). */
+/* Classifies the key at stack index idx (any Lua value); lsm_keys_init first (luaopen_smsend). */
 int lsm_key_of(lua_State *L, int idx);
+void lsm_keys_init(void);
 
 /* Reads the value at idx into cfg for option i (a config_options index). Returns NULL, or the
  * message (static or in err) for a value of the wrong type or an enum's unknown word. */

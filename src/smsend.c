@@ -298,6 +298,7 @@ SMSEND_EXPORT int luaopen_smsend(lua_State *L)
     struct cache *cc;
     if (client_global_init() != 0)
         return luaL_error(L, "smsend: libcurl could not be initialised");
+    lsm_keys_init();
     lsm_client_register(L);
     lua_newtable(L);
     cc = lua_newuserdata(L, sizeof *cc);
