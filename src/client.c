@@ -905,8 +905,11 @@ static int op_claim(struct smsend_op *op, const struct pin_request *q)
 {
     struct smsend_client *c = op->c;
     char e164[PHONE_E164_MAX + 1], msg[160];
-    size_t n = (size_t)phone_e164(q->recipient.p, q->recipient.n, e164); /* checked: > 0 */
+    size_t n;
     double retry_after = 0;
+    if (!c->guard && !c->countries.restricted)
+        return 0; /* nothing to claim or check: no need for the canonical number */
+    n = (size_t)phone_e164(q->recipient.p, q->recipient.n, e164); /* checked: > 0 */
     msg[0] = 0;
     if (!phone_country_allowed(&c->countries, e164, n)) {
         result_fail(&op->r, SMSEND_E_COUNTRY_NOT_ALLOWED,

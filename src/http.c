@@ -123,7 +123,10 @@ static void *wiping_realloc(void *p, size_t n)
         wiping_free(p);
         return NULL;
     }
-    if (!(q = malloc(n)))
+    /* A block libcurl grows is one of its buffers doubling (the request being built grows from
+     * 32 bytes to 512 in four steps): the new one gets room for the next steps, so it moves (and
+     * is copied and wiped) once instead of each time. */
+    if (!(q = malloc(n < 256 ? 512 : n + (n < 16384 ? n : 16384))) && !(q = malloc(n)))
         return NULL;
     memcpy(q, p, have);
     secure_wipe(p, have); /* a moved block is wiped in full */
