@@ -6,32 +6,32 @@
 #include "json.h"
 #include "utf8.h"
 
+/* Bytes a JSON string cannot hold as they are: control bytes, '"' and '\\'. */
+#define JSON_PLAIN(c) ((c) >= 0x20 && (c) != '"' && (c) != '\\')
+
 char *json_write_string(char *o, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s;
-    size_t i, run = 0;
+    size_t i = 0, from = 0; /* p[from..i) is plain and not yet copied */
     *o++ = '"';
-    for (i = 0; i < n; i++) {
+    for (;;) {
         unsigned c;
-        if (n - i >= 8) { /* eight bytes that need no escape pass as a block */
+        /* eight plain bytes at a time, then the rest one by one up to the next byte to escape */
+        while (n - i >= 8) {
             uint64_t v = utf8_load8(p + i);
-            if (!(UTF8_HAS_LESS(v, 0x20) | UTF8_HAS_ZERO(v ^ (UTF8_ONES * '"')) | UTF8_HAS_ZERO(v ^ (UTF8_ONES * '\\')))) {
-                run += 8;
-                i += 7;
-                continue;
-            }
+            if (UTF8_HAS_LESS(v, 0x20) | UTF8_HAS_ZERO(v ^ (UTF8_ONES * '"')) | UTF8_HAS_ZERO(v ^ (UTF8_ONES * '\\')))
+                break;
+            i += 8;
         }
-        c = p[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            run++;
-            continue;
-        }
-        if (run) {
-            memcpy(o, p + i - run, run);
-            o += run;
-            run = 0;
-        }
+        while (i < n && JSON_PLAIN(p[i]))
+            i++;
+        memcpy(o, p + from, i - from);
+        o += i - from;
+        if (i == n)
+            break;
+        c = p[i++];
+        from = i;
         *o++ = '\\';
         switch (c) {
         case '"': *o++ = '"'; break;
@@ -48,10 +48,6 @@ char *json_write_string(char *o, const char *s, size_t n)
             *o++ = hex[c >> 4];
             *o++ = hex[c & 15];
         }
-    }
-    if (run) {
-        memcpy(o, p + n - run, run);
-        o += run;
     }
     *o++ = '"';
     return o;
