@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 #include "config.h"
@@ -440,14 +441,20 @@ int config_parse(const struct client_config *cfg, struct config_parsed *out, cha
 
 /* ---- comparing and keeping ---- */
 
+/* constant_time: every byte is read whatever the first difference (secrets), eight at a time. */
 static int same_bytes(const char *a, const char *b, size_t n, int constant_time)
 {
-    unsigned char diff = 0;
-    size_t i;
+    uint64_t diff = 0, x, y;
+    size_t i = 0;
     if (!constant_time)
         return memcmp(a, b, n) == 0;
-    for (i = 0; i < n; i++)
-        diff |= (unsigned char)(a[i] ^ b[i]);
+    for (; n - i >= 8; i += 8) {
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        diff |= x ^ y;
+    }
+    for (; i < n; i++)
+        diff |= (uint64_t)(unsigned char)(a[i] ^ b[i]);
     return diff == 0;
 }
 
