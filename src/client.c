@@ -300,7 +300,9 @@ void smsend_op_free(struct smsend_op *op)
     op_unlink(op);
     http_waker_release(op->waker);
     op->waker = NULL;
-    secure_wipe(op->body.data, op->body.size);
+    /* The body is written from its start and only up to len (+ its NUL); past that the block
+     * holds zeros from the wipe when its last op was freed, or bytes this module never wrote. */
+    secure_wipe(op->body.data, op->body.len + 1);
     buf_reset(&op->body);
     if (c && !c->spare) {
         op->c = NULL;
