@@ -3,6 +3,7 @@
  * come back as status tables. No Lua value is created while a transfer runs. */
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include "lsmsend.h"
@@ -54,6 +55,63 @@ static void keys_build(void)
 void lsm_keys_init(void)
 {
     pthread_once(&keys_once, keys_build);
+}
+
+/* The same keys by address, per Lua state. A key name is a short string, and Lua interns short
+ * strings (LuaJIT every string): any string equal to a name is the very string the map holds, kept
+ * alive in the registry. So a key is found by its address alone, with no byte compared; an address
+ * the map does not hold is looked up by its bytes, which only an unknown key ever pays. */
+#define KEYMAP_SLOTS 64 /* a power of two, over twice KEY_COUNT */
+struct lsm_keymap {
+    const void *ptr[KEYMAP_SLOTS];
+    int code[KEYMAP_SLOTS];
+};
+#define KEYMAP_REG "smsend.keymap"
+
+static unsigned keymap_slot(const void *p)
+{
+    return (unsigned)(((uintptr_t)p * UINT64_C(0x9E3779B97F4A7C15)) >> 58) & (KEYMAP_SLOTS - 1);
+}
+
+/* Pushes the state's key map, made (with the table that keeps its strings alive) on first use. */
+static void push_keymap(lua_State *L)
+{
+    struct lsm_keymap *km;
+    int i;
+    lua_getfield(L, LUA_REGISTRYINDEX, KEYMAP_REG);
+    if (!lua_isnil(L, -1))
+        return;
+    lua_pop(L, 1);
+    km = lua_newuserdata(L, sizeof *km);
+    memset(km, 0, sizeof *km);
+    lua_createtable(L, KEY_COUNT, 0); /* the names, kept alive for as long as the state lives */
+    for (i = 0; i < KEY_COUNT; i++) {
+        const char *s;
+        unsigned h;
+        lua_pushstring(L, keys_by_len[i].name);
+        s = lua_tostring(L, -1);
+        lua_rawseti(L, -2, i + 1);
+        for (h = keymap_slot(s); km->ptr[h]; h = (h + 1) & (KEYMAP_SLOTS - 1))
+            ;
+        km->ptr[h] = s;
+        km->code[h] = keys_by_len[i].k;
+    }
+    lua_setfield(L, LUA_REGISTRYINDEX, KEYMAP_REG ".names");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, KEYMAP_REG);
+}
+
+static int keymap_find(const struct lsm_keymap *km, lua_State *L, int idx)
+{
+    const char *s;
+    unsigned h;
+    if (lua_type(L, idx) != LUA_TSTRING)
+        return K_UNKNOWN;
+    s = lua_tolstring(L, idx, NULL);
+    for (h = keymap_slot(s); km->ptr[h]; h = (h + 1) & (KEYMAP_SLOTS - 1))
+        if (km->ptr[h] == s)
+            return km->code[h];
+    return lsm_key_of(L, idx);
 }
 
 int lsm_key_of(lua_State *L, int idx)
@@ -179,7 +237,7 @@ static void unknown_key(lua_State *L, int idx, int k, enum lsm_op op, struct sms
 }
 
 int lsm_read_table_given(lua_State *L, int idx, enum lsm_op op, union lsm_request *q, struct client_config *cfg,
-                         config_mask *given, struct smsend_result *r)
+                         config_mask *given, const struct lsm_keymap *km, struct smsend_result *r)
 {
     char err[256];
     luaL_checktype(L, idx, LUA_TTABLE);
@@ -189,7 +247,7 @@ int lsm_read_table_given(lua_State *L, int idx, enum lsm_op op, union lsm_reques
         config_init(cfg);
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
-        int k = lsm_key_of(L, -2);
+        int k = km ? keymap_find(km, L, -2) : lsm_key_of(L, -2);
         if (k >= K_FIRST_OPTION && cfg) {
             if (lsm_read_option(L, -1, k - K_FIRST_OPTION, cfg, err, sizeof err)) {
                 result_invalid(r, key_name(k), "%s", err);
@@ -213,7 +271,7 @@ int lsm_read_table(lua_State *L, int idx, enum lsm_op op, union lsm_request *q, 
 {
     char err[256], field[SMSEND_FIELD_MAX];
     config_mask given;
-    if (lsm_read_table_given(L, idx, op, q, cfg, &given, r) != 0)
+    if (lsm_read_table_given(L, idx, op, q, cfg, &given, NULL, r) != 0)
         return -1;
     if (cfg && config_finish(cfg, err, sizeof err, field, sizeof field) != 0) {
         result_invalid(r, field, "%s", err);
@@ -242,8 +300,12 @@ void lsm_push_keys(lua_State *L)
         [RK_BODY_OK] = "{\"status\":\"OK\"}",
     };
     int i;
-    for (i = 0; i < LSM_NKEYS; i++)
-        lua_pushstring(L, names[i]);
+    for (i = 0; i < LSM_NKEYS; i++) {
+        if (i == RK_KEYMAP)
+            push_keymap(L);
+        else
+            lua_pushstring(L, names[i]);
+    }
 }
 
 #define PUSH_KEY(k) lua_pushvalue(L, lua_upvalueindex(2 + (k)))
@@ -340,7 +402,8 @@ struct smsend_client *lsm_check_client(lua_State *L)
 
 int lsm_read_request(lua_State *L, enum lsm_op op, void *q, struct smsend_result *r)
 {
-    return lsm_read_table(L, 2, op, q, NULL, r);
+    config_mask none;
+    return lsm_read_table_given(L, 2, op, q, NULL, &none, LSM_KEYMAP(L), r);
 }
 
 /* c:request_pin(q) / c:verify_pin(q): the request table at index 2, then the call. */

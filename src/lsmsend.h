@@ -42,9 +42,13 @@ const char *lsm_read_option(lua_State *L, int idx, int option, struct client_con
 int lsm_read_table(lua_State *L, int idx, enum lsm_op op, union lsm_request *q, struct client_config *cfg,
                    struct smsend_result *r);
 /* The same without config_finish (no environment, no defaults): *given gets the options the
- * table gave (bit i: config_options[i]), for the module cache's quick comparison. */
+ * table gave (bit i: config_options[i]), for the module cache's quick comparison. km: the key map
+ * of a function carrying the status keys (LSM_KEYMAP), which finds a key by its address; NULL
+ * compares the key's bytes (the result is the same). */
+struct lsm_keymap;
+#define LSM_KEYMAP(L) ((const struct lsm_keymap *)lua_touserdata((L), lua_upvalueindex(2 + RK_KEYMAP)))
 int lsm_read_table_given(lua_State *L, int idx, enum lsm_op op, union lsm_request *q, struct client_config *cfg,
-                         config_mask *given, struct smsend_result *r);
+                         config_mask *given, const struct lsm_keymap *km, struct smsend_result *r);
 
 /* The client call for op (OP_REQUEST or OP_VERIFY). */
 void lsm_call(struct smsend_client *c, enum lsm_op op, const union lsm_request *q, struct smsend_result *r);
@@ -56,6 +60,7 @@ enum lsm_result_key {
     RK_BODY, RK_OK, RK_STATUS, RK_ERROR, RK_MESSAGE, RK_FIELD, RK_RETRYABLE, RK_ELAPSED,
     RK_RETRY_AFTER, RK_TRIES_REMAINING, RK_VALID,
     RK_BODY_OK, /* not a key: the gateway's usual answer {"status":"OK"}, pushed without interning */
+    RK_KEYMAP,  /* not a key: the request tables' keys by address (a userdata, see lsm_read_table) */
     LSM_NKEYS
 };
 void lsm_push_keys(lua_State *L);

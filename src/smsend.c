@@ -126,7 +126,7 @@ static int module_call(lua_State *L, enum lsm_op op)
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     result_clear(&r);
-    if (lsm_read_table_given(L, 1, op, &q, &cfg, &given, &r) != 0)
+    if (lsm_read_table_given(L, 1, op, &q, &cfg, &given, LSM_KEYMAP(L), &r) != 0)
         goto out;
     if (!cc->closed)
         c = cache_find_given(cc, &cfg, given);
@@ -261,7 +261,7 @@ static int i_cached_client(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     result_clear(&r);
-    if (lsm_read_table_given(L, 1, OP_NONE, &q, &cfg, &given, &r) == 0 && !cc->closed &&
+    if (lsm_read_table_given(L, 1, OP_NONE, &q, &cfg, &given, NULL, &r) == 0 && !cc->closed &&
         !(c = cache_find_given(cc, &cfg, given)) && finish(&cfg, &r) == 0)
         c = cache_get(cc, &cfg, given, &r);
     if (!c) {
