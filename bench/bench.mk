@@ -8,7 +8,7 @@
 #   BENCH_N=2000        requests per timed run, libcurl clients (C loops, module)
 #   BENCH_N_SLOW=50     requests per timed run, LuaSocket and curl CLI (a connection per request)
 #   BENCH_RUNS=5        rounds (each client once per round, side by side); medians reported
-#   BENCH_MEM_RUNS=6    runs of BENCH_N in one process for the memory check (VmRSS run 3 -> last)
+#   BENCH_MEM_RUNS=10   runs of BENCH_N in one process for the memory check (VmRSS run 5 -> last)
 #   BENCH_CG_N1=200 BENCH_CG_N2=1200      callgrind request counts (Ir/req = difference / (N2-N1))
 #   BENCH_CG_SLOW_N1=10 BENCH_CG_SLOW_N2=60  the same for LuaSocket
 #   BENCH_CG_CURL=3     curl CLI processes measured under callgrind (median)
@@ -30,7 +30,7 @@ BENCH_OPTIONS = $(BENCH_OUT)/options
 BENCH_N ?= 2000
 BENCH_N_SLOW ?= 50
 BENCH_RUNS ?= 5
-BENCH_MEM_RUNS ?= 6
+BENCH_MEM_RUNS ?= 10
 BENCH_CG_N1 ?= 200
 BENCH_CG_N2 ?= 1200
 BENCH_CG_SLOW_N1 ?= 10

@@ -5,6 +5,8 @@
  * Usage: options BASE_URL CAINFO|- N RUNS BODY EXTRAS   (loop.h; EXTRAS a comma list, "-" none)
  *   curlu       CURLOPT_CURLU (the URL parsed once) instead of CURLOPT_URL
  *   ua_header   "User-Agent: smsend-lua/<v> libcurl/<v>" as a fourth header-list entry
+ *   one_entry   the three headers and that User-Agent as ONE header-list entry of four lines
+ *               joined by CRLF, Content-Type first (as src/http.c hands them to libcurl)
  *   useragent   the same string as CURLOPT_USERAGENT
  *   timeouts    CURLOPT_TIMEOUT_MS 10000, CURLOPT_CONNECTTIMEOUT_MS 5000
  *   proxy_off   CURLOPT_PROXY "" (no proxy, the proxy variables not read)
@@ -12,12 +14,14 @@
  *   wipe        libcurl's frees and reallocs through a wiping allocator like the module's
  *               (curl_global_init_mem; a freed block wiped up to 2 KiB, a moved one in full)
  *   cleanse     CURLOPT_SSL_CTX_FUNCTION setting OpenSSL 3's SSL_OP_CLEANSE_PLAINTEXT
- *   module      every option src/http.c sets: the ones above but useragent and noproxy, and
+ *   module      every option src/http.c sets: the ones above but ua_header, useragent and cleanse
+ *               (src/http.c sets that on the connections that carry a login only), and
  *               NOSIGNAL, SHARE (DNS, TLS sessions), HEADERFUNCTION, ERRORBUFFER, OPENSOCKET/
  *               CLOSESOCKETFUNCTION, FOLLOWLOCATION 0, SSL_VERIFYPEER/HOST, HTTP_VERSION 1.1,
  *               TCP_KEEPALIVE, PROTOCOLS_STR, PREREQFUNCTION, POSTFIELDSIZE, the answer copied
- *   multi       driven by curl_multi_perform + curl_multi_poll instead of curl_easy_perform
- *   msock       driven as src/http.c does: curl_multi_socket_action with CURLMOPT_SOCKETFUNCTION
+ *   multi       driven by curl_multi_perform + curl_multi_poll instead of curl_easy_perform, as
+ *               src/http.c drives the blocking calls (a pooled transport)
+ *   msock       driven as src/http.c drives pollable ops: curl_multi_socket_action with CURLMOPT_SOCKETFUNCTION
  *               and TIMERFUNCTION over epoll, CURLMOPT_MAX_HOST_CONNECTIONS 4 */
 #define BARE_NO_MAIN
 #include "bare.c"
@@ -52,14 +56,15 @@ static void wiping_free(void *p)
     }
 }
 
-/* a block that fits stays; a moved one is wiped in full (the module's rule, not its code) */
+/* a block that fits stays; a moved one is wiped in full, and gets room for its next doublings
+ * (the module's rule, not its code) */
 static void *wiping_realloc(void *p, size_t n)
 {
     size_t have = p ? malloc_usable_size(p) : 0;
     void *q;
     if (p && n > 0 && n <= have)
         return p;
-    q = n > 0 ? malloc(n) : NULL;
+    q = n > 0 ? malloc(n < 256 ? 512 : n + (n < 16384 ? n : 16384)) : NULL;
     if (p && (q || n == 0)) {
         if (q)
             memcpy(q, p, have < n ? have : n);
@@ -218,9 +223,17 @@ static int setup_extras(CURL *e, const char *url, const char *cainfo, const char
             return -1;
         curl_easy_setopt(e, CURLOPT_CURLU, u);
     }
-    if (has("ua_header") || module) {
+    if (has("ua_header")) {
         struct curl_slist *h = curl_slist_append(headers, ua);
         if (!h)
+            return -1;
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    }
+    if (has("one_entry") || module) {
+        static char all[512];
+        struct curl_slist *h;
+        snprintf(all, sizeof all, "Content-Type: application/json\r\nuser_key: UK\r\nAccess_token: TOK\r\n%s", ua);
+        if (!(h = curl_slist_append(NULL, all)))
             return -1;
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
     }
@@ -232,9 +245,9 @@ static int setup_extras(CURL *e, const char *url, const char *cainfo, const char
     }
     if (has("proxy_off") || module)
         curl_easy_setopt(e, CURLOPT_PROXY, "");
-    if (has("noproxy"))
+    if (has("noproxy") || module)
         curl_easy_setopt(e, CURLOPT_NOPROXY, "");
-    if ((has("cleanse") || module) && cainfo) {
+    if (has("cleanse") && cainfo) {
         void *lib = dlopen("libssl.so.3", RTLD_LAZY | RTLD_NOLOAD);
         if (lib)
             *(void **)&ssl_ctx_set_options = dlsym(lib, "SSL_CTX_set_options");

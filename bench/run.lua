@@ -25,7 +25,7 @@ local LUAJIT_WAIT = env("BENCH_LUAJIT_WAIT", OUT .. "/luajit/?.so")
 local N = envn("BENCH_N", 2000)              -- requests per timed run, libcurl clients
 local N_SLOW = envn("BENCH_N_SLOW", 50)      -- requests per timed run, LuaSocket and curl CLI
 local RUNS = envn("BENCH_RUNS", 5)           -- rounds: one timed run per client each (median reported)
-local MEM_RUNS = math.max(4, envn("BENCH_MEM_RUNS", 6)) -- runs of N in one process for the memory-growth check
+local MEM_RUNS = math.max(4, envn("BENCH_MEM_RUNS", 10)) -- runs of N in one process for the memory-growth check
 -- The growth is read from this run to the last: the earlier ones warm up the allocator, the caches
 -- and the GC's pace (with pollable ops the C heap reaches its high-water mark in run 3 here).
 local MEM_FROM = MEM_RUNS // 2
@@ -373,6 +373,7 @@ local OPTION_ROWS = {
   { "-", "the bare loop (through options.c)", both = true },
   { "curlu", "+ `CURLOPT_CURLU` instead of `CURLOPT_URL`" },
   { "ua_header", "+ User-Agent as a header-list entry" },
+  { "one_entry", "the three headers and the User-Agent as one header-list entry (as src/http.c)" },
   { "useragent", "+ `CURLOPT_USERAGENT`" },
   { "timeouts", "+ `TIMEOUT_MS`, `CONNECTTIMEOUT_MS`" },
   { "proxy_off", "+ `CURLOPT_PROXY \"\"`" },
@@ -382,8 +383,8 @@ local OPTION_ROWS = {
   { "multi", "driven by `curl_multi_perform` + `curl_multi_poll`" },
   { "msock", "driven by `curl_multi_socket_action` over epoll (as src/http.c)" },
   { "module", "every option src/http.c sets, `curl_easy_perform`" },
-  { "module,msock", "every option src/http.c sets, driven as src/http.c does: the module's libcurl use", both = true },
-  { "module,msock,noproxy", "the same + `CURLOPT_NOPROXY \"\"`" },
+  { "module,multi", "every option src/http.c sets, driven as its blocking calls are (`curl_multi_perform` + `curl_multi_poll`): the module's libcurl use", both = true },
+  { "module,msock", "the same, driven as its pollable ops are (`curl_multi_socket_action` over epoll)" },
 }
 for _, o in ipairs(OPTION_ROWS) do
   local c = c_loop("opt_" .. (o[1] == "-" and "none" or (o[1]:gsub(",", "+"))), OPTIONS_BIN, 20, o[1])
