@@ -447,6 +447,59 @@ describe("smsend.op", function()
       for i = 1, 16 do assert.is_string(sb:last_pin(ops.number(i)), "no SMS for op " .. i) end
     end)
 
+    -- Ops past the 4 connections wait in the client's own queue (src/http.c), not in libcurl's:
+    -- their timeout still runs from their start, and one that runs out there never sent a byte.
+    it("ops queued behind 4 stalled ones time out on their own clock, retryable, nothing sent", function()
+      local c = client{ base_url = sb.url_for("slow-3000"), timeout = 1 }
+      local list = start_many(c, 6)
+      local out = drive_all(list)
+      local sent, queued = 0, 0
+      for i = 1, 6 do
+        assert.equal("timeout", out[i].error, "op " .. i .. ": " .. tostring(out[i].message))
+        assert.is_true(out[i].elapsed >= 0.9 and out[i].elapsed < 1.8, "op " .. i .. " elapsed " .. out[i].elapsed)
+        if out[i].retryable then
+          queued = queued + 1
+          assert.matches("before the request was sent", out[i].message)
+        else
+          sent = sent + 1
+        end
+      end
+      assert.equal(4, sent)
+      assert.equal(2, queued)
+      assert.equal(4, recorded("2fa/request"))
+    end)
+
+    it("an op that waited in the queue gets what is left of its timeout once it is let in", function()
+      local c = client{ base_url = sb.url_for("slow-3000"), timeout = 1.2 }
+      local first = start_many(c, 4)
+      local t0 = now()
+      while now() - t0 < 0.5 do -- the four go out and stall
+        for _, op in ipairs(first) do assert.is_nil(op:poll()) end
+        socket.sleep(0.01)
+      end
+      local late = c:request_pin_async{ recipient = ops.number(5) }
+      local list = { first[1], first[2], first[3], first[4], late }
+      local out = drive_all(list)
+      for i = 1, 4 do assert.equal("timeout", out[i].error, "op " .. i) end
+      -- let in when the first four timed out (at 1.2 s), sent, and timed out 1.2 s after its own start
+      assert.equal("timeout", out[5].error, out[5].message)
+      assert.is_false(out[5].retryable, out[5].message)
+      assert.is_true(out[5].elapsed >= 1.1 and out[5].elapsed < 1.6, "late op elapsed " .. out[5].elapsed)
+      assert.equal(5, recorded("2fa/request"))
+    end)
+
+    it("a queued op cancelled is retryable and never sent; the others go on", function()
+      local c = client{ base_url = sb.url_for("slow-400"), timeout = 10 }
+      local list = start_many(c, 5)
+      poll_until(function() return recorded("2fa/request") == 4 end, list, "4 requests should reach the gateway")
+      local st = list[5]:cancel()
+      assert.equal("cancelled", st.error)
+      assert.is_true(st.retryable)
+      local out = drive_all{ list[1], list[2], list[3], list[4] }
+      for i = 1, 4 do assert.is_true(out[i].ok, "op " .. i .. ": " .. tostring(out[i].message)) end
+      assert.equal(4, recorded("2fa/request"))
+    end)
+
     it("keep min_interval across them: the second op to one number is cooldown, one request goes out", function()
       -- numbers of these tests' own: a min_interval claim may outlive its client (a process-wide guard)
       local rcpt, other_rcpt = ops.number(600), ops.number(601)

@@ -960,7 +960,10 @@ struct http_exchange *http_start(struct http_transport *t, struct http_client *h
     x->code = CURLE_OK;
     x->owner = owner;
     x->started = http_now();
-    if (c != CURLE_OK || curl_multi_add_handle(t->multi, e) != CURLM_OK) {
+    x->deadline = x->started + (double)call->timeout_ms / 1000.0;
+    x->queued = t->inflight >= HTTP_MAX_HOST_CONNECTIONS;
+    if (c != CURLE_OK || (!x->queued && curl_multi_add_handle(t->multi, e) != CURLM_OK)) {
+        x->queued = 0;
         x->cur_url = NULL;
         x->cur_curlu = NULL;
         x->cur_method = HTTP_NONE;
@@ -972,25 +975,114 @@ struct http_exchange *http_start(struct http_transport *t, struct http_client *h
     }
     hdr->refs++;
     x->headers = hdr;
-    x->in_multi = 1;
-    t->inflight++;
-    t->kicked = 1;
+    if (x->queued) {
+        x->next_queued = NULL;
+        if (t->queue_tail)
+            t->queue_tail->next_queued = x;
+        else
+            t->queue_head = x;
+        t->queue_tail = x;
+    } else {
+        x->in_multi = 1;
+        t->inflight++;
+        t->kicked = 1;
+    }
     x->counted_login = call->url_is_scratch;
     if (x->counted_login)
         atomic_fetch_add_explicit(&logins_in_flight, 1, memory_order_relaxed);
     return x;
 }
 
-/* Takes x out of the multi handle; its connection goes back to the cache (or is closed when the
- * transfer was not complete). */
+static void unqueue(struct http_exchange *x)
+{
+    struct http_transport *t = x->t;
+    struct http_exchange **p, *prev = NULL;
+    for (p = &t->queue_head; *p && *p != x; p = &(*p)->next_queued)
+        prev = *p;
+    if (*p) {
+        *p = x->next_queued;
+        if (t->queue_tail == x)
+            t->queue_tail = prev;
+    }
+    x->queued = 0;
+    x->next_queued = NULL;
+}
+
+/* A queued exchange that cannot go on: reported as done (code) by the next collect(). */
+static void fail_queued(struct http_exchange *x, CURLcode code, const char *why)
+{
+    unqueue(x);
+    x->code = code;
+    snprintf(x->errbuf, sizeof x->errbuf, "%s", why);
+    x->next_queued = x->t->failed;
+    x->t->failed = x;
+}
+
+/* Hands queued exchanges to libcurl while connections are free, oldest first, each with what is
+ * left of its timeout; one whose time ran out while it waited fails without a byte sent. */
+static void promote(struct http_transport *t)
+{
+    double now = -1;
+    while (t->queue_head && t->inflight < HTTP_MAX_HOST_CONNECTIONS) {
+        struct http_exchange *x = t->queue_head;
+        long left;
+        if (now < 0)
+            now = http_now();
+        left = (long)((x->deadline - now) * 1000.0);
+        if (left < 1) {
+            fail_queued(x, CURLE_OPERATION_TIMEDOUT, "no connection came free in time");
+            continue;
+        }
+        if (curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, left) != CURLE_OK ||
+            curl_multi_add_handle(t->multi, x->easy) != CURLM_OK) {
+            x->cur_timeout_ms = -1;
+            fail_queued(x, CURLE_OUT_OF_MEMORY, "could not start the request");
+            continue;
+        }
+        x->cur_timeout_ms = left;
+        unqueue(x);
+        x->in_multi = 1;
+        t->inflight++;
+        t->kicked = 1;
+    }
+}
+
+/* Queued exchanges whose time ran out while they waited for a connection. */
+static void expire_queued(struct http_transport *t)
+{
+    struct http_exchange *x = t->queue_head, *next;
+    double now;
+    if (!x)
+        return;
+    now = http_now();
+    for (; x; x = next) {
+        next = x->next_queued;
+        if (x->deadline <= now)
+            fail_queued(x, CURLE_OPERATION_TIMEDOUT, "no connection came free in time");
+    }
+}
+
+/* Takes x out of the multi handle (its connection goes back to the cache, or is closed when the
+ * transfer was not complete) or out of the queue, and lets the next queued exchange in. */
 static void detach(struct http_exchange *x)
 {
     struct http_transport *t = x->t;
-    if (!x->in_multi)
-        return;
-    curl_multi_remove_handle(t->multi, x->easy);
-    x->in_multi = 0;
-    t->inflight--;
+    if (x->queued) {
+        unqueue(x);
+    } else if (x->in_multi) {
+        curl_multi_remove_handle(t->multi, x->easy);
+        x->in_multi = 0;
+        t->inflight--;
+        promote(t);
+    } else {
+        struct http_exchange **p; /* failed in the queue, not yet reported */
+        for (p = &t->failed; *p && *p != x; p = &(*p)->next_queued)
+            ;
+        if (!*p)
+            return;
+        *p = x->next_queued;
+        x->next_queued = NULL;
+    }
     if (x->counted_login) {
         atomic_fetch_sub_explicit(&logins_in_flight, 1, memory_order_relaxed);
         x->counted_login = 0;
@@ -1031,6 +1123,16 @@ static void collect(struct http_transport *t)
 {
     CURLMsg *m;
     int left;
+    expire_queued(t);
+    while (t->failed) { /* never reached libcurl: nothing was sent */
+        struct http_exchange *x = t->failed;
+        CURLcode code = x->code;
+        detach(x);
+        x->code = code;
+        x->done = 1;
+        if (t->on_done)
+            t->on_done(x, x->owner);
+    }
     while ((m = curl_multi_info_read(t->multi, &left)) != NULL) {
         struct http_exchange *x = NULL;
         if (m->msg != CURLMSG_DONE)
@@ -1062,6 +1164,7 @@ void http_drive(struct http_transport *t)
         return;
     }
     do {
+        t->kicked = 0;
         n = t->epfd >= 0 ? epoll_wait(t->epfd, ev, 16, 0) : 0;
         for (i = 0; i < n; i++) {
             int what;
@@ -1078,7 +1181,7 @@ void http_drive(struct http_transport *t)
             curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
         }
         collect(t);
-    } while (n == 16);
+    } while (n == 16 || t->kicked); /* kicked: a queued exchange went in, to be started now */
     t->driving = 0;
 }
 
@@ -1112,10 +1215,19 @@ int http_fd(const struct http_transport *t)
 
 double http_timeout(const struct http_transport *t)
 {
-    double left;
-    if (!t || t->timer_at < 0)
+    const struct http_exchange *x;
+    double at, left;
+    if (!t)
         return -1;
-    left = t->timer_at - http_now();
+    at = t->timer_at;
+    for (x = t->queue_head; x; x = x->next_queued) /* a queued exchange's timeout is ours to keep */
+        if (at < 0 || x->deadline < at)
+            at = x->deadline;
+    if (t->failed)
+        at = 0; /* to be reported */
+    if (at < 0)
+        return -1;
+    left = at - http_now();
     return left > 0 ? left : 0;
 }
 
