@@ -114,51 +114,66 @@ static int finish(struct client_config *cfg, struct smsend_result *r)
     return -1;
 }
 
+/* What a module-level call reads from its table, and the cached client it found the quick way. */
+struct module_args {
+    struct client_config cfg;
+    union lsm_request q;
+    struct smsend_result r;
+    struct smsend_client *c;
+    config_mask given;
+};
+
+/* Reads the table at index 1 (fields of op and options) into a and finds its cached client the
+ * quick way. 0 with a->c that client, or NULL with a->cfg finished for the full way (cache_get);
+ * -1 with a->r filled. */
+static int module_read(lua_State *L, struct cache *cc, enum lsm_op op, const struct lsm_keymap *km,
+                       struct module_args *a)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    result_clear(&a->r);
+    a->c = NULL;
+    if (lsm_read_table_given(L, 1, op, &a->q, &a->cfg, &a->given, km, &a->r) != 0)
+        return -1;
+    if (!cc->closed)
+        a->c = cache_find_given(cc, &a->cfg, a->given);
+    return a->c || finish(&a->cfg, &a->r) == 0 ? 0 : -1;
+}
+
 /* smsend.request_pin(t) / smsend.verify_pin(t): request fields and smsend.new options in one table. */
 static int module_call(lua_State *L, enum lsm_op op)
 {
     struct cache *cc = lua_touserdata(L, lua_upvalueindex(1));
-    struct client_config cfg;
-    union lsm_request q;
-    struct smsend_result r;
-    struct smsend_client *c = NULL;
-    config_mask given;
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 1);
-    result_clear(&r);
-    if (lsm_read_table_given(L, 1, op, &q, &cfg, &given, LSM_KEYMAP(L), &r) != 0)
-        goto out;
-    if (!cc->closed)
-        c = cache_find_given(cc, &cfg, given);
-    if (!c && finish(&cfg, &r) != 0)
+    struct module_args a;
+    if (module_read(L, cc, op, LSM_KEYMAP(L), &a) != 0)
         goto out;
     /* Checked once, here, before a client is chosen; the client then trusts the flag. */
-    if (op == OP_REQUEST ? fields_check_request(&q.rq, &r) : fields_check_verify(&q.vq, &r))
+    if (op == OP_REQUEST ? fields_check_request(&a.q.rq, &a.r) : fields_check_verify(&a.q.vq, &a.r))
         goto out;
     if (op == OP_REQUEST)
-        q.rq.checked = 1;
+        a.q.rq.checked = 1;
     else
-        q.vq.checked = 1;
+        a.q.vq.checked = 1;
     if (cc->closed) {
         /* A finalizer running while the state closes: serve the call with a one-off client,
          * so nothing is left behind in a cache that will never be collected again. */
         char err[512], field[SMSEND_FIELD_MAX];
-        c = client_create(&cfg, err, sizeof err, field, sizeof field);
-        if (!c) {
-            result_invalid(&r, field[0] ? field : "user_key", "%s", err);
+        struct smsend_client *once = client_create(&a.cfg, err, sizeof err, field, sizeof field);
+        if (!once) {
+            result_invalid(&a.r, field[0] ? field : "user_key", "%s", err);
             goto out;
         }
-        lsm_call(c, op, &q, &r);
-        lsm_push_call(L, LSM_STATS_OP(op), &r);
-        client_destroy(c);
+        lsm_call(once, op, &a.q, &a.r);
+        lsm_push_call(L, LSM_STATS_OP(op), &a.r);
+        client_destroy(once);
         return 1;
     }
-    if (!c)
-        c = cache_get(cc, &cfg, given, &r);
-    if (c)
-        lsm_call(c, op, &q, &r);
+    if (!a.c)
+        a.c = cache_get(cc, &a.cfg, a.given, &a.r);
+    if (a.c)
+        lsm_call(a.c, op, &a.q, &a.r);
 out:
-    lsm_push_call(L, LSM_STATS_OP(op), &r);
+    lsm_push_call(L, LSM_STATS_OP(op), &a.r);
     return 1;
 }
 
@@ -253,23 +268,15 @@ static int i_holds(lua_State *L)
 static int i_cached_client(lua_State *L)
 {
     struct cache *cc = lua_touserdata(L, lua_upvalueindex(1));
-    struct client_config cfg;
-    union lsm_request q;
-    struct smsend_result r;
-    struct smsend_client *c = NULL;
-    config_mask given;
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 1);
-    result_clear(&r);
-    if (lsm_read_table_given(L, 1, OP_NONE, &q, &cfg, &given, NULL, &r) == 0 && !cc->closed &&
-        !(c = cache_find_given(cc, &cfg, given)) && finish(&cfg, &r) == 0)
-        c = cache_get(cc, &cfg, given, &r);
-    if (!c) {
+    struct module_args a;
+    if (module_read(L, cc, OP_NONE, NULL, &a) == 0 && !a.c && !cc->closed)
+        a.c = cache_get(cc, &a.cfg, a.given, &a.r);
+    if (!a.c) {
         lua_pushnil(L);
-        lua_pushstring(L, r.message);
+        lua_pushstring(L, a.r.message);
         return 2;
     }
-    lua_pushlightuserdata(L, c);
+    lua_pushlightuserdata(L, a.c);
     return 1;
 }
 
