@@ -57,6 +57,18 @@ for _, kind in ipairs({ "http", "https" }) do
       assert.equal(tostring(#req.body), req.headers["content-length"])
     end)
 
+    it("a value with CR or LF never gets into the header entry: refused, nothing sent", function()
+      local evil = "app/1\r\nX-Evil: 1"
+      local c, err = smsend.new{ user_key = UK, access_token = TOK, base_url = srv.base_url, user_agent = evil }
+      assert.is_nil(c)
+      assert.matches("user_agent", err)
+      local st = smsend.request_pin{ user_key = UK, access_token = "T\r\nX-Evil: 1", base_url = srv.base_url,
+                                     cainfo = srv.ca_file, recipient = RCPT }
+      assert.equal("invalid_request", st.error)
+      assert.equal("access_token", st.field)
+      assert.equal(0, #srv:requests())
+    end)
+
     it("verify_pin with a session key from a login: the login has no credentials in headers; then Session_key", function()
       local c = new{ username = "wire-user", password = "wire-pass" }
       local st = c:verify_pin{ recipient = RCPT, pin = "12345" }
