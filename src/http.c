@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,7 +113,7 @@ static void wiping_free(void *p)
 
 static void *wiping_realloc(void *p, size_t n)
 {
-    size_t have;
+    size_t have, room;
     void *q;
     if (!p)
         return malloc(n);
@@ -126,7 +127,8 @@ static void *wiping_realloc(void *p, size_t n)
     /* A block libcurl grows is one of its buffers doubling (the request being built grows from
      * 32 bytes to 512 in four steps): the new one gets room for the next steps, so it moves (and
      * is copied and wiped) once instead of each time. */
-    if (!(q = malloc(n < 256 ? 512 : n + (n < 16384 ? n : 16384))) && !(q = malloc(n)))
+    room = n < 256 ? 512 : n <= SIZE_MAX - 16384 ? n + (n < 16384 ? n : 16384) : n;
+    if (!(q = malloc(room)) && !(q = malloc(n)))
         return NULL;
     memcpy(q, p, have);
     secure_wipe(p, have); /* a moved block is wiped in full */
