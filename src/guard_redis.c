@@ -93,7 +93,7 @@ static int decode_secret(const char *p, size_t n, struct secret *s)
         if (p[i] == '%') {
             int hi, lo;
             if (i + 2 >= n || (hi = hexval(p[i + 1])) < 0 || (lo = hexval(p[i + 2])) < 0) {
-                secure_wipe(tmp, n + 1);
+                secure_wipe(tmp, o); /* the bytes written so far */
                 free(tmp);
                 return -1;
             }
@@ -103,8 +103,9 @@ static int decode_secret(const char *p, size_t n, struct secret *s)
             tmp[o++] = p[i];
         }
     }
+    tmp[o] = 0;
     rc = secret_set(s, tmp, o);
-    secure_wipe(tmp, n + 1);
+    secure_wipe(tmp, o + 1);
     free(tmp);
     return rc;
 }

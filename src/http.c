@@ -91,22 +91,13 @@ static void share_init(void)
 #define WIPE_ALWAYS 2048
 static atomic_int logins_in_flight;
 
-/* A block about to be freed: memset, kept by the empty asm statement that claims to read the
- * block (explicit_bzero's own trick, without its call and checks: most of libcurl's blocks are a
- * few dozen bytes, and this runs about 30 times a request). */
-static void wipe_block(void *p, size_t n)
-{
-    memset(p, 0, n);
-    __asm__ __volatile__("" : : "r"(p) : "memory");
-}
-
 static void wiping_free(void *p)
 {
     if (p) {
         size_t n = malloc_usable_size(p);
         if (n > WIPE_ALWAYS && atomic_load_explicit(&logins_in_flight, memory_order_relaxed) == 0)
             n = WIPE_ALWAYS;
-        wipe_block(p, n);
+        secure_wipe(p, n);
         free(p);
     }
 }

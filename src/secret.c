@@ -1,23 +1,10 @@
-/* secret.c — credential storage: private copies, checks, wiping, finding them in text.
- * explicit_bzero where libc has it, a volatile loop elsewhere. */
+/* secret.c — credential storage: private copies, checks, wiping (secure_wipe, in secret.h),
+ * finding them in text. */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
 #include "secret.h"
 #include "utf8.h"
-
-void secure_wipe(void *p, size_t n)
-{
-    if (!p || !n)
-        return;
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 25))
-    explicit_bzero(p, n);
-#else
-    volatile unsigned char *v = p;
-    while (n--)
-        *v++ = 0;
-#endif
-}
 
 const char *secret_check(const char *p, size_t n, size_t max, int edge_spaces)
 {
