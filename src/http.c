@@ -1001,6 +1001,8 @@ static void unqueue(struct http_exchange *x)
     x->next_queued = NULL;
 }
 
+#define QUEUE_TIMEOUT "no connection came free in time"
+
 /* A queued exchange that cannot go on: reported as done (code) by the next collect(). */
 static void fail_queued(struct http_exchange *x, CURLcode code, const char *why)
 {
@@ -1023,7 +1025,7 @@ static void promote(struct http_transport *t)
             now = http_now();
         left = (long)((x->deadline - now) * 1000.0);
         if (left < 1) {
-            fail_queued(x, CURLE_OPERATION_TIMEDOUT, "no connection came free in time");
+            fail_queued(x, CURLE_OPERATION_TIMEDOUT, QUEUE_TIMEOUT);
             continue;
         }
         if (curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, left) != CURLE_OK ||
@@ -1051,7 +1053,7 @@ static void expire_queued(struct http_transport *t)
     for (; x; x = next) {
         next = x->next_queued;
         if (x->deadline <= now)
-            fail_queued(x, CURLE_OPERATION_TIMEDOUT, "no connection came free in time");
+            fail_queued(x, CURLE_OPERATION_TIMEDOUT, QUEUE_TIMEOUT);
     }
 }
 

@@ -108,7 +108,8 @@ struct http_transport {
     struct http_transport *next_pooled;
     http_done_fn on_done;
     int driving;                      /* inside http_drive: no reentry */
-    int kicked;                       /* pooled: a transfer was added since the last drive */
+    int kicked;                       /* a transfer went into the multi handle since the last drive:
+                                         the next one (or this one, again) starts it at once */
 };
 
 /* What a client keeps of the transport side: its options, its header lists, its own transport

@@ -14,12 +14,9 @@ struct lclient {
 
 /* ---- keys ---- */
 
-static const struct {
-    const char *name;
-    size_t len;
-} fields[K_FIRST_OPTION] = {
-    [K_RECIPIENT] = {"recipient", 9}, [K_SENDER] = {"senderName", 10}, [K_EXPIRY] = {"expiry", 6},
-    [K_MESSAGE] = {"messageBody", 11}, [K_PIN] = {"pin", 3},
+static const char *const fields[K_FIRST_OPTION] = {
+    [K_RECIPIENT] = "recipient", [K_SENDER] = "senderName", [K_EXPIRY] = "expiry",
+    [K_MESSAGE] = "messageBody", [K_PIN] = "pin",
 };
 
 /* Every key a table may hold (request fields, then options), grouped by length, so that a key
@@ -28,7 +25,6 @@ static const struct {
 #define KEY_MAX_LEN 31
 static struct {
     const char *name;
-    size_t len;
     int k;
 } keys_by_len[KEY_COUNT];
 static unsigned char keys_from[KEY_MAX_LEN + 2]; /* names of length n: [keys_from[n], keys_from[n+1]) */
@@ -41,10 +37,9 @@ static void keys_build(void)
     for (n = 0; n <= KEY_MAX_LEN; n++) {
         keys_from[n] = (unsigned char)j;
         for (i = 0; i < KEY_COUNT; i++) {
-            const char *name = i < K_FIRST_OPTION ? fields[i].name : config_options[i - K_FIRST_OPTION].name;
+            const char *name = i < K_FIRST_OPTION ? fields[i] : config_options[i - K_FIRST_OPTION].name;
             if (strlen(name) == n) {
                 keys_by_len[j].name = name;
-                keys_by_len[j].len = n;
                 keys_by_len[j++].k = i;
             }
         }
@@ -129,7 +124,7 @@ int lsm_key_of(lua_State *L, int idx)
 
 static const char *key_name(int k)
 {
-    return k < K_FIRST_OPTION ? fields[k].name : config_options[k - K_FIRST_OPTION].name;
+    return k < K_FIRST_OPTION ? fields[k] : config_options[k - K_FIRST_OPTION].name;
 }
 
 /* A printable rendering of any key for messages: strings are cut and stripped of control bytes. */
@@ -266,18 +261,22 @@ int lsm_read_table_given(lua_State *L, int idx, enum lsm_op op, union lsm_reques
     return 0;
 }
 
+int lsm_finish_config(struct client_config *cfg, struct smsend_result *r)
+{
+    char err[256], field[SMSEND_FIELD_MAX];
+    if (config_finish(cfg, err, sizeof err, field, sizeof field) == 0)
+        return 0;
+    result_invalid(r, field, "%s", err);
+    return -1;
+}
+
 int lsm_read_table(lua_State *L, int idx, enum lsm_op op, union lsm_request *q, struct client_config *cfg,
                    struct smsend_result *r)
 {
-    char err[256], field[SMSEND_FIELD_MAX];
     config_mask given;
     if (lsm_read_table_given(L, idx, op, q, cfg, &given, NULL, r) != 0)
         return -1;
-    if (cfg && config_finish(cfg, err, sizeof err, field, sizeof field) != 0) {
-        result_invalid(r, field, "%s", err);
-        return -1;
-    }
-    return 0;
+    return cfg ? lsm_finish_config(cfg, r) : 0;
 }
 
 void lsm_call(struct smsend_client *c, enum lsm_op op, const union lsm_request *q, struct smsend_result *r)

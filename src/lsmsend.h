@@ -45,6 +45,8 @@ int lsm_read_table(lua_State *L, int idx, enum lsm_op op, union lsm_request *q, 
  * table gave (bit i: config_options[i]), for the module cache's quick comparison. km: the key map
  * of a function carrying the status keys (LSM_KEYMAP), which finds a key by its address; NULL
  * compares the key's bytes (the result is the same). */
+/* config_finish for a table's options: 0, or -1 with r filled (invalid_request naming the option). */
+int lsm_finish_config(struct client_config *cfg, struct smsend_result *r);
 struct lsm_keymap;
 #define LSM_KEYMAP(L) ((const struct lsm_keymap *)lua_touserdata((L), lua_upvalueindex(2 + RK_KEYMAP)))
 int lsm_read_table_given(lua_State *L, int idx, enum lsm_op op, union lsm_request *q, struct client_config *cfg,

@@ -49,21 +49,16 @@ static int cache_gc(lua_State *L)
  * finished: only the options in given are looked at), or NULL. */
 static struct smsend_client *cache_find_given(struct cache *cc, const struct client_config *cfg, config_mask given)
 {
-    struct cache_slot *s = &cc->slots[cc->last];
-    int i;
-    if (s->c && s->given == given && client_has_options(s->c, cfg, given))
-        goto hit;
-    for (i = 0; i < CACHE_SLOTS; i++) {
-        s = &cc->slots[i];
+    int i, k;
+    for (k = 0; k <= CACHE_SLOTS; k++) { /* the last hit first, then every slot */
+        struct cache_slot *s = &cc->slots[i = k == 0 ? cc->last : k - 1];
         if (s->c && s->given == given && client_has_options(s->c, cfg, given)) {
             cc->last = i;
-            goto hit;
+            s->used = ++cc->tick;
+            return s->c;
         }
     }
     return NULL;
-hit:
-    s->used = ++cc->tick;
-    return s->c;
 }
 
 /* The cached client for cfg (finished), creating (and possibly evicting the least recently used)
@@ -104,16 +99,6 @@ static struct smsend_client *cache_get(struct cache *cc, const struct client_con
     return c;
 }
 
-/* config_finish for a module-level call: 0, or -1 with r filled. */
-static int finish(struct client_config *cfg, struct smsend_result *r)
-{
-    char err[256], field[SMSEND_FIELD_MAX];
-    if (config_finish(cfg, err, sizeof err, field, sizeof field) == 0)
-        return 0;
-    result_invalid(r, field, "%s", err);
-    return -1;
-}
-
 /* What a module-level call reads from its table, and the cached client it found the quick way. */
 struct module_args {
     struct client_config cfg;
@@ -137,7 +122,7 @@ static int module_read(lua_State *L, struct cache *cc, enum lsm_op op, const str
         return -1;
     if (!cc->closed)
         a->c = cache_find_given(cc, &a->cfg, a->given);
-    return a->c || finish(&a->cfg, &a->r) == 0 ? 0 : -1;
+    return a->c || lsm_finish_config(&a->cfg, &a->r) == 0 ? 0 : -1;
 }
 
 /* smsend.request_pin(t) / smsend.verify_pin(t): request fields and smsend.new options in one table. */
