@@ -80,6 +80,18 @@ local function start_many(c, n)
   return list
 end
 
+-- Asserts how many of the status tables come from ops that went out (not retryable) and how many
+-- from ops that never left the client's queue (retryable); check(st, i) runs on each first.
+local function assert_sent_queued(tables, sent, queued, check)
+  local n_sent, n_queued = 0, 0
+  for i, st in ipairs(tables) do
+    check(st, i)
+    if st.retryable then n_queued = n_queued + 1 else n_sent = n_sent + 1 end
+  end
+  assert.equal(sent, n_sent, "ops that went out")
+  assert.equal(queued, n_queued, "ops that stayed queued")
+end
+
 -- Polls the ops (each must stay in flight) until cond() is true, for at most 5 s.
 local function poll_until(cond, list, what)
   local deadline = now() + 5
@@ -453,19 +465,12 @@ describe("smsend.op", function()
       local c = client{ base_url = sb.url_for("slow-3000"), timeout = 1 }
       local list = start_many(c, 6)
       local out = drive_all(list)
-      local sent, queued = 0, 0
-      for i = 1, 6 do
-        assert.equal("timeout", out[i].error, "op " .. i .. ": " .. tostring(out[i].message))
-        assert.is_true(out[i].elapsed >= 0.9 and out[i].elapsed < 1.8, "op " .. i .. " elapsed " .. out[i].elapsed)
-        if out[i].retryable then
-          queued = queued + 1
-          assert.matches("before the request was sent", out[i].message)
-        else
-          sent = sent + 1
-        end
-      end
-      assert.equal(4, sent)
-      assert.equal(2, queued)
+      assert.equal(6, #out)
+      assert_sent_queued(out, 4, 2, function(st, i)
+        assert.equal("timeout", st.error, "op " .. i .. ": " .. tostring(st.message))
+        assert.is_true(st.elapsed >= 0.9 and st.elapsed < 1.8, "op " .. i .. " elapsed " .. st.elapsed)
+        if st.retryable then assert.matches("before the request was sent", st.message) end
+      end)
       assert.equal(4, recorded("2fa/request"))
     end)
 
@@ -540,17 +545,16 @@ describe("smsend.op", function()
       local list = start_many(c, 6)
       poll_until(function() return recorded("2fa/request") == 4 end, list, "4 requests should reach the gateway")
       c:close()
-      local sent, queued = 0, 0
+      local tables = {}
       for i, op in ipairs(list) do
         assert.is_true(op:done(), "op " .. i)
-        local st = op:poll()
-        assert.equal("cancelled", st.error, "op " .. i)
-        if st.retryable then queued = queued + 1 else sent = sent + 1 end
-        assert.equal(0, op:timeout())
-        assert.equal(st, op:wait())
+        tables[i] = op:poll()
       end
-      assert.equal(4, sent)
-      assert.equal(2, queued)
+      assert_sent_queued(tables, 4, 2, function(st, i)
+        assert.equal("cancelled", st.error, "op " .. i)
+        assert.equal(0, list[i]:timeout())
+        assert.equal(st, list[i]:wait())
+      end)
       assert.has_error(function() c:request_pin_async{ recipient = RCPT } end)
       assert.has_error(function() c:verify_pin_async{ recipient = RCPT, pin = "123456" } end)
       assert.equal(4, recorded("2fa/request"))
