@@ -27,7 +27,7 @@ local N_SLOW = envn("BENCH_N_SLOW", 50)      -- requests per timed run, LuaSocke
 local RUNS = envn("BENCH_RUNS", 5)           -- rounds: one timed run per client each (median reported)
 local MEM_RUNS = math.max(4, envn("BENCH_MEM_RUNS", 10)) -- runs of N in one process for the memory-growth check
 -- The growth is read from this run to the last: the earlier ones warm up the allocator, the caches
--- and the GC's pace (with pollable ops the C heap reaches its high-water mark in run 3 here).
+-- and the GC's pace (with pollable ops over HTTPS the C heap reaches its high-water mark in run 3 to 5 here).
 local MEM_FROM = MEM_RUNS // 2
 local CG_N1 = envn("BENCH_CG_N1", 200)       -- callgrind request counts, libcurl clients
 local CG_N2 = envn("BENCH_CG_N2", 1200)

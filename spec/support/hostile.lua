@@ -151,7 +151,10 @@ local function serve(cfg_file)
       if not h then return nil, err end
       if h == "" then break end
       local k, v = h:match("^([^:]+):%s*(.-)%s*$")
-      if k then headers[k:lower()] = v names[#names + 1] = k:lower() end
+      if k then
+        headers[k:lower()] = v
+        names[#names + 1] = k:lower()
+      end
     end
     local body = ""
     local len = tonumber(headers["content-length"] or "0")
