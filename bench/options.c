@@ -64,7 +64,7 @@ static void *wiping_realloc(void *p, size_t n)
     void *q;
     if (p && n > 0 && n <= have)
         return p;
-    q = n > 0 ? malloc(n < 256 ? 512 : n + (n < 16384 ? n : 16384)) : NULL;
+    q = n > 0 ? malloc(n < 256 ? 512 : n <= SIZE_MAX - 16384 ? n + (n < 16384 ? n : 16384) : n) : NULL;
     if (p && (q || n == 0)) {
         if (q)
             memcpy(q, p, have < n ? have : n);
