@@ -60,14 +60,18 @@ static void wiping_free(void *p)
  * (the module's rule, not its code) */
 static void *wiping_realloc(void *p, size_t n)
 {
-    size_t have = p ? malloc_usable_size(p) : 0;
-    void *q;
+    size_t have = p ? malloc_usable_size(p) : 0, room;
+    void *q = NULL;
     if (p && n > 0 && n <= have)
         return p;
-    q = n > 0 ? malloc(n < 256 ? 512 : n <= SIZE_MAX - 16384 ? n + (n < 16384 ? n : 16384) : n) : NULL;
-    if (p && (q || n == 0)) {
+    if (n > 0) {
+        room = n < 256 ? 512 : n <= SIZE_MAX - 16384 ? n + (n < 16384 ? n : 16384) : n;
+        if (!(q = malloc(room)))
+            return NULL; /* p is left as it was */
+    }
+    if (p) {
         if (q)
-            memcpy(q, p, have < n ? have : n);
+            memcpy(q, p, have); /* have < n here */
         explicit_bzero(p, have);
         free(p);
     }
